@@ -1,0 +1,1 @@
+"""The ``simhsi`` command line (click). One module per command, imported lazily."""
