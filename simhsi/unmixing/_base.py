@@ -57,43 +57,74 @@ def get_method(name: str) -> type[Unmixer]:
 class Prepared:
     """A cube made ready for fitting: Y (bands × valid pixels) scaled by ``scale``."""
 
-    Y: np.ndarray  # (B, N) float64, divided by scale
+    Y: np.ndarray  # (B, N) float (Unmixer.work_dtype, float64 by default), divided by scale
     mask: np.ndarray  # (H, W) bool, True where used
     band_index: np.ndarray  # indices of kept bands in the input cube
     scale: float
     shape_yx: tuple[int, int]
 
 
-def prepare(cube: xr.DataArray, n_endmembers: int, owner: str = "unmixing") -> Prepared:
-    """Drop bad bands, mask nodata pixels, scale by the global max; validate p against the data."""
+def prepare(cube: xr.DataArray, n_endmembers: int, owner: str = "unmixing",
+            dtype: type | np.dtype = np.float64) -> Prepared:
+    """Drop bad bands, mask nodata pixels, scale by the global max; validate p against the data.
+
+    ``dtype``: dtype of ``Prepared.Y`` (float64 by default; methods that work in chunks may ask for
+    float32 to halve the memory of big scenes). At most about two copies of the valid data are held
+    at once (the input and Y).
+    """
     from simhsi.conventions import BAD_BAND, check_cube
 
     c = check_cube(cube)
-    data = np.asarray(c.values, dtype=np.float64)
+    check_param("n_endmembers", n_endmembers, isinstance(n_endmembers, int | np.integer) and n_endmembers >= 2,
+                "an int >= 2", owner)
+    data = np.asarray(c.values)
+    if data.dtype.kind != "f":
+        data = data.astype(np.float64)
     h, w, b = data.shape
     flat = data.reshape(h * w, b)
-    finite = np.isfinite(flat)
-    keep = finite.any(axis=0)
+    keep = np.zeros(b, dtype=bool)
+    pix_ok = np.ones(h * w, dtype=bool)
+    step = max(1, 2**22 // max(b, 1))
+    for s in range(0, h * w, step):  # chunked finiteness scan (no full-size boolean temporaries)
+        fin = np.isfinite(flat[s:s + step])
+        keep |= fin.any(axis=0)
     if BAD_BAND in c.coords:
         keep &= ~np.asarray(c.coords[BAD_BAND].values, dtype=bool)
     band_index = np.flatnonzero(keep)
     if band_index.size == 0:
         raise DataError("the cube has no valid band (all NaN or flagged bad)")
-    pix_ok = finite[:, band_index].all(axis=1)
-    n_valid = int(pix_ok.sum())
-    check_param("n_endmembers", n_endmembers, isinstance(n_endmembers, int | np.integer) and n_endmembers >= 2,
-                "an int >= 2", owner)
     check_param("n_endmembers", n_endmembers, n_endmembers < band_index.size,
                 f"an int in [2, {band_index.size}) (fewer than the {band_index.size} valid bands)", owner)
+    all_bands = band_index.size == b
+    for s in range(0, h * w, step):
+        blk = flat[s:s + step] if all_bands else flat[s:s + step][:, band_index]
+        pix_ok[s:s + step] = np.isfinite(blk).all(axis=1)
+    n_valid = int(pix_ok.sum())
     if n_valid == 0:
         raise DataError("the cube has no valid pixel (every pixel has NaN in some band)")
     if n_valid < n_endmembers:
         raise DataError(f"only {n_valid} valid pixels for {n_endmembers} endmembers")
-    Y = flat[pix_ok][:, band_index].T
-    scale = float(np.max(np.abs(Y)))
-    if scale == 0 or float(np.ptp(Y)) <= 1e-12 * max(scale, 1.0):
+    sub = flat if n_valid == h * w else flat[pix_ok]
+    if not all_bands:
+        sub = sub[:, band_index]
+    Yt = np.array(sub, dtype=dtype, copy=True) if np.shares_memory(sub, data) else sub.astype(dtype, copy=False)
+    del sub
+    hi, lo = float(Yt.max()), float(Yt.min())
+    scale = max(abs(hi), abs(lo))
+    if scale == 0 or hi - lo <= 1e-12 * max(scale, 1.0):
         raise DataError("the cube is constant; there is nothing to unmix")
-    return Prepared(Y=Y / scale, mask=pix_ok.reshape(h, w), band_index=band_index, scale=scale, shape_yx=(h, w))
+    Yt /= np.asarray(scale, dtype=Yt.dtype)
+    return Prepared(Y=Yt.T, mask=pix_ok.reshape(h, w), band_index=band_index, scale=scale, shape_yx=(h, w))
+
+
+def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, chunk: int = 65_536) -> float:
+    """sqrt(mean((Y − E·A)²)) over all entries, computed in pixel chunks (Y: B × N, E: B × p, A: p × N)."""
+    B, N = Y.shape
+    total = 0.0
+    for s in range(0, N, chunk):
+        r = np.asarray(Y[:, s:s + chunk], dtype=np.float64) - E @ A[:, s:s + chunk]
+        total += float(np.einsum("ij,ij->", r, r))
+    return float(np.sqrt(total / max(B * N, 1)))
 
 
 class Unmixer:
@@ -101,6 +132,8 @@ class Unmixer:
 
     name: ClassVar[str] = "base"
     family: ClassVar[str] = "none"  # "geometric", "least-squares", "deep", "statistical"
+    #: dtype of ``prep.Y`` given to ``_fit`` (float32 halves the memory of big scenes).
+    work_dtype: ClassVar[type] = np.float64
 
     def __init__(self, n_endmembers: int = 3, *, seed: int = 0) -> None:
         self.n_endmembers = n_endmembers
@@ -118,7 +151,7 @@ class Unmixer:
 
     def fit(self, cube: xr.DataArray, progress: bool = False) -> xr.Dataset:
         """Unmix ``cube`` (y, x, band); return the unmixing result Dataset (see module docs)."""
-        prep = prepare(cube, self.n_endmembers, owner=type(self).__name__)
+        prep = prepare(cube, self.n_endmembers, owner=type(self).__name__, dtype=self.work_dtype)
         rng = np.random.default_rng(self.seed)
         t0 = time.perf_counter()
         E, A = self._fit(prep, rng, progress)
@@ -131,7 +164,7 @@ class Unmixer:
             raise RuntimeError(f"{self.name} returned E {E.shape}, A {A.shape}; expected {(B, p)}, {(p, N)}")
         self.endmembers_ = E * prep.scale
         self.abundances_ = A
-        rmse = float(np.sqrt(np.mean((prep.Y - E @ A) ** 2))) * prep.scale
+        rmse = reconstruction_rmse(prep.Y, E, A) * prep.scale
         return build_result(cube, prep, E * prep.scale, A, method=self.name, params=self.get_params(),
                             runtime_s=runtime, rmse=rmse, family=self.family)
 

@@ -1,0 +1,526 @@
+"""The sensor forward model: abundances + endmember library -> noisy, quantised sensor cube (lazy, dask).
+
+Stages (EeteS order, see docs/render.md):
+
+1. spatial: PSF + resampling to the sensor GSD on the p abundance maps (skipped when the abundances are
+   already on the sensor grid, ``scene_pixel_m=None``);
+2. spectral: the library is resampled once to the sensor bands, ``E_s = R · E`` with the sensor's SRF
+   matrix (identity when the library is already at the sensor's bands);
+3. mixing: ``Y = E_s · A`` (surface reflectance);
+4. level: L2 keeps reflectance; L1 converts to at-sensor radiance
+   ``L = ρ · E0(λ) · cos(SZA) / (π d²)`` in W m-2 sr-1 um-1 (no atmosphere);
+5. noise: ``Y + σ_b(L) · z`` with the sensor's signal-dependent model (σ divided by ``snr_scale``; for L2,
+   σ is propagated from radiance to reflectance: ``σ_ρ = σ_L · π d² / (E0 cos SZA)``);
+6. quantisation to the sensor's DN convention; the stored values are the dequantised ones
+   (NetCDF export packs them back to the exact DN with CF ``scale_factor``/``add_offset``).
+
+Noise is drawn per fixed global block of :data:`NOISE_BLOCK` x :data:`NOISE_BLOCK` pixels (all bands) from
+``numpy.random.SeedSequence([seed, block_row, block_col])`` and sliced, so a pixel's noise depends only on
+the seed and its position: identical whatever the dask chunking, the scheduler or the scene size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simhsi.conventions import (
+    ABUNDANCE_DIMS,
+    BAND,
+    ENDMEMBER,
+    FWHM,
+    UNITS_RADIANCE,
+    UNITS_REFLECTANCE,
+    WAVELENGTH,
+    X,
+    Y,
+    provenance_attrs,
+)
+from simhsi.errors import DataError, ParameterError, SensorError, check_param
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+log = logging.getLogger(__name__)
+
+#: Edge (pixels) of the global noise blocks; a pixel's noise depends only on (seed, its block, its place).
+NOISE_BLOCK = 128
+#: Default dask chunk edge (pixels) along y and x (a multiple of NOISE_BLOCK: no noise drawn twice).
+DEFAULT_CHUNK = 256
+#: W m-2 sr-1 um-1 -> uW cm-2 sr-1 nm-1 (the unit of the sensors' noise coefficients).
+W_M2_UM_TO_UW_CM2_NM = 0.1
+LEVELS = ("L1", "L2")
+ATMOSPHERE_NOTE = "none: top-of-atmosphere radiance of the surface reflectance, no transmittance/path radiance"
+
+
+# --------------------------------------------------------------------------------------------- geometry
+def earth_sun_distance_au(day_of_year: float) -> float:
+    """Earth-Sun distance in AU for a day of year (1-366): ``1 - 0.01672 cos(0.9856° (doy - 4))``.
+
+    First-order orbit eccentricity approximation (accurate to ~1e-4 AU), as used in Landsat/Sentinel
+    radiometric conversions.
+    """
+    return float(1.0 - 0.01672 * math.cos(math.radians(0.9856 * (float(day_of_year) - 4.0))))
+
+
+def reflectance_to_radiance_gain(
+    wavelength_nm: np.ndarray, sun_zenith_deg: float, day_of_year: float, fwhm_nm: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-band factor g_b (W m-2 sr-1 um-1 per unit reflectance): ``L = ρ · g``, ``g = E0 cos(SZA)/(π d²)``.
+
+    ``E0`` is the top-of-atmosphere solar irradiance at 1 AU from :func:`simhsi.sensors.solar.solar_irradiance`
+    (W m-2 um-1) at the band centres.
+    """
+    from simhsi.sensors.solar import solar_irradiance
+
+    wl = np.asarray(wavelength_nm, dtype=np.float64)
+    try:
+        e0 = np.asarray(solar_irradiance(wl, fwhm_nm) if fwhm_nm is not None else solar_irradiance(wl), np.float64)
+    except TypeError:  # solar_irradiance(wavelength) only
+        e0 = np.asarray(solar_irradiance(wl), dtype=np.float64)
+    d = earth_sun_distance_au(day_of_year)
+    return e0 * math.cos(math.radians(sun_zenith_deg)) / (math.pi * d * d)
+
+
+# --------------------------------------------------------------------------------------------- noise
+def block_normal(seed: int, y0: int, y1: int, x0: int, x1: int, n_bands: int, block: int = NOISE_BLOCK) -> np.ndarray:
+    """Standard normal noise (float32, shape (y1-y0, x1-x0, n_bands)) for the global pixel window.
+
+    Made of global ``block`` x ``block`` tiles, tile (i, j) drawn from ``SeedSequence([seed, i, j])``:
+    the value at a pixel does not depend on the window asked for.
+    """
+    out = np.empty((y1 - y0, x1 - x0, n_bands), dtype=np.float32)
+    for by in range(y0 // block, (y1 - 1) // block + 1):
+        for bx in range(x0 // block, (x1 - 1) // block + 1):
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), by, bx]))
+            tile = rng.standard_normal((block, block, n_bands), dtype=np.float32)
+            ty0, tx0 = by * block, bx * block
+            sy0, sy1 = max(y0, ty0), min(y1, ty0 + block)
+            sx0, sx1 = max(x0, tx0), min(x1, tx0 + block)
+            out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = tile[sy0 - ty0:sy1 - ty0, sx0 - tx0:sx1 - tx0]
+    return out
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def resolve_sensor(sensor: Any):
+    """A :class:`simhsi.sensors.Sensor` from a sensor object, a shipped name or a YAML path."""
+    if isinstance(sensor, str):
+        from simhsi.sensors import load_sensor
+
+        return load_sensor(sensor)
+    if not hasattr(sensor, "wavelength") or not hasattr(sensor, "noise"):
+        raise SensorError(f"sensor must be a name, a YAML path or a simhsi.sensors.Sensor; got {type(sensor).__name__}")
+    return sensor
+
+
+def _level(level: str) -> str:
+    lv = str(level).upper()
+    if lv in ("L2", "L2D", "L2C", "REFLECTANCE"):
+        return "L2"
+    if lv in ("L1", "L1B", "RADIANCE"):
+        return "L1"
+    raise ParameterError(f"The 'level' parameter must be 'L1' (radiance) or 'L2' (reflectance). Got {level!r} instead.")
+
+
+def _check_simplex_chunked(a: Any, atol: float, rows: int = 512) -> tuple[float, float, bool, bool]:
+    """(min value, worst |sum-1|, any NaN pixel, any finite pixel) of (p, H, W) data, strip by strip."""
+    amin, worst, has_nan, has_valid = np.inf, 0.0, False, False
+    for r0 in range(0, a.shape[1], rows):
+        s = np.asarray(a[:, r0:r0 + rows, :], dtype=np.float32)
+        valid = np.isfinite(s).all(axis=0)
+        has_nan |= bool((~valid).any())
+        if valid.any():
+            has_valid = True
+            v = s[:, valid]
+            amin = min(amin, float(v.min()))
+            worst = max(worst, float(np.max(np.abs(v.sum(axis=0, dtype=np.float64) - 1.0))))
+    return amin, worst, has_nan, has_valid
+
+
+def _prepare_abundances(abundances: Any, repair: bool, atol: float) -> tuple[xr.DataArray, bool]:
+    """Check dims/simplex; repair by Euclidean projection when asked. Returns (abundances, has_nan)."""
+    import dask.array as da
+    import xarray as xr
+
+    from simhsi.simplex import project_simplex
+
+    if not isinstance(abundances, xr.DataArray):
+        raise DataError(f"abundances must be an xarray.DataArray (endmember, y, x); got {type(abundances).__name__}")
+    if "sample" in abundances.dims and abundances.sizes["sample"] == 1:
+        abundances = abundances.isel(sample=0, drop=True)
+    if set(abundances.dims) != set(ABUNDANCE_DIMS):
+        raise DataError(f"abundances must have dims {ABUNDANCE_DIMS}; got {abundances.dims}")
+    abundances = abundances.transpose(*ABUNDANCE_DIMS)
+    if abundances.dtype.kind not in "iuf":
+        raise DataError(f"abundances must be numeric; got dtype {abundances.dtype}")
+    if abundances.sizes[ENDMEMBER] < 1 or abundances.sizes[Y] < 1 or abundances.sizes[X] < 1:
+        raise DataError(f"abundances are empty: shape {abundances.shape}")
+    if ENDMEMBER not in abundances.coords:
+        abundances = abundances.assign_coords({ENDMEMBER: [f"em{i}" for i in range(abundances.sizes[ENDMEMBER])]})
+    data = abundances.data
+    amin, worst, has_nan, has_valid = _check_simplex_chunked(data, atol)
+    if not has_valid:
+        raise DataError("abundances have no valid (finite) pixel")
+    off = amin < -atol or worst > atol
+    if off and not repair:
+        raise DataError(
+            f"abundances are not on the simplex (min {amin:.3g}, worst pixel sum off 1 by {worst:.3g}); "
+            "pass repair=True (--repair-abundances) to project them onto the simplex"
+        )
+    if off:
+        log.warning("abundances off the simplex (min %.3g, sum off by %.3g): projected onto the simplex", amin, worst)
+        if isinstance(data, da.Array):
+            data = data.astype(np.float32).map_blocks(project_simplex, axis=0, dtype=np.float32)
+        else:
+            data = project_simplex(np.asarray(data, dtype=np.float32), axis=0)
+        abundances = abundances.copy(data=data)
+    return abundances.astype(np.float32), has_nan
+
+
+def _library_matrix(library: Any, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+    """(E (p, n_src) float64 sorted by wavelength, wavelength, fwhm or None, names in abundance order)."""
+    import xarray as xr
+
+    if not isinstance(library, xr.DataArray):
+        raise DataError(f"library must be an xarray.DataArray (endmember, band); got {type(library).__name__}")
+    if ENDMEMBER not in library.dims or len(library.dims) != 2:
+        raise DataError(f"library must have dims (endmember, band); got {library.dims}")
+    band_dim = next(d for d in library.dims if d != ENDMEMBER)
+    library = library.transpose(ENDMEMBER, band_dim)
+    if WAVELENGTH in library.coords:
+        wl = np.asarray(library[WAVELENGTH].values, dtype=np.float64)
+    elif band_dim == WAVELENGTH:
+        wl = np.asarray(library[band_dim].values, dtype=np.float64)
+    else:
+        raise DataError("library has no 'wavelength' coordinate (nm)")
+    p = len(names)
+    if library.sizes[ENDMEMBER] != p:
+        raise DataError(
+            f"the abundances have {p} endmembers but the library has {library.sizes[ENDMEMBER]} spectra; "
+            "select as many spectra as abundance maps (e.g. --endmember-names)"
+        )
+    lib_names = [str(n) for n in library[ENDMEMBER].values] if ENDMEMBER in library.coords else []
+    E = np.asarray(library.values, dtype=np.float64)
+    if lib_names and set(lib_names) == {str(n) for n in names} and len(set(lib_names)) == p:
+        order = [lib_names.index(str(n)) for n in names]
+        E = E[order]
+        out_names = [str(n) for n in names]
+    else:
+        out_names = lib_names or [str(n) for n in names]
+    if not np.all(np.isfinite(E)):
+        raise DataError("library spectra contain NaN/inf; drop those bands first")
+    if not np.all(np.isfinite(wl)):
+        raise DataError("library wavelengths contain NaN")
+    fw = np.asarray(library[FWHM].values, dtype=np.float64) if FWHM in library.coords else None
+    order = np.argsort(wl, kind="stable")
+    wl, E = wl[order], E[:, order]
+    if fw is not None:
+        fw = fw[order]
+        if not np.all(np.isfinite(fw)):
+            fw = None
+    return E, wl, fw, out_names
+
+
+def spectral_matrix(sensor: Any, wavelength: np.ndarray, fwhm: np.ndarray | None, out_of_range: str) -> np.ndarray:
+    """The (n_bands, n_src) resampling matrix from the library grid to the sensor bands.
+
+    Identity when the library is already at the sensor's bands (same centres within 1e-6 nm and, when
+    both known, the same FWHM), e.g. endmembers unmixed from an image of this sensor.
+    """
+    swl = np.asarray(sensor.wavelength, dtype=np.float64)
+    sfw = np.asarray(sensor.fwhm, dtype=np.float64)
+    if swl.shape == wavelength.shape and np.allclose(swl, wavelength, atol=1e-6, rtol=0):
+        if fwhm is None or not np.all(np.isfinite(sfw)) or np.allclose(sfw, fwhm, atol=1e-6, rtol=0):
+            return np.eye(swl.size)
+    R = np.asarray(sensor.srf_matrix(wavelength, fwhm, out_of_range=out_of_range), dtype=np.float64)
+    if R.shape != (swl.size, wavelength.size):
+        raise SensorError(f"SRF matrix has shape {R.shape}, expected {(swl.size, wavelength.size)}")
+    return R
+
+
+class _Quant:
+    """Adapter over the sensor's DN convention for one level (:class:`simhsi.sensors.quantize.LevelQuantization`).
+
+    Values are converted to the level's units, quantised, dequantised and converted back. Valid pixels
+    never get the fill DN (when the fill is the lowest DN they are clipped one step above it), so that a
+    reader of the product does not turn a dark pixel into nodata.
+    """
+
+    def __init__(self, sensor: Any, level: str) -> None:
+        lq = sensor.quantization[level]
+        self.lq = lq
+        self.factor = 1.0
+        if level == "L1":
+            from simhsi.sensors.units import radiance_factor
+
+            self.factor = radiance_factor(UNITS_RADIANCE, lq.units)
+        self.is_float = bool(lq.is_float)
+        self.dtype = np.dtype(lq.dtype)
+        self.lo_dn = None
+        if not self.is_float and lq.fill_value is not None and lq.fill_value == lq.dn_range[0]:
+            self.lo_dn = lq.dn_range[0] + 1
+        # physical value = DN * scale + offset (in W m-2 sr-1 um-1 for L1, unitless for L2)
+        self.scale = float(1.0 / lq.scale / self.factor) if not self.is_float else 1.0
+        self.offset = float(-lq.offset / self.factor) if not self.is_float else 0.0
+        self.scalar = not self.is_float
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(values)
+        v = np.where(finite, values, 0.0) * self.factor if self.factor != 1.0 else np.where(finite, values, 0.0)
+        dn = self.lq.quantize(v)
+        if self.lo_dn is not None:
+            dn = np.maximum(dn, np.asarray(self.lo_dn, dtype=dn.dtype))
+        out = np.asarray(self.lq.dequantize(dn), dtype=np.float32)
+        if self.factor != 1.0:
+            out = (out / np.float32(self.factor)).astype(np.float32)
+        return np.where(finite, out, np.float32(np.nan))
+
+
+def _render_block(
+    a: np.ndarray,
+    *,
+    E_s: np.ndarray,
+    gain: np.ndarray,
+    level: str,
+    noise_model: Any,
+    snr_scale: float,
+    seed: int,
+    quant: _Quant | None,
+    noisy: bool,
+    block_info: dict | None = None,
+) -> np.ndarray:
+    """One (p, h, w) abundance chunk -> (h, w, n_bands) float32 cube chunk."""
+    p, h, w = a.shape
+    nb = E_s.shape[0]
+    refl = (a.reshape(p, h * w).T @ E_s.T).reshape(h, w, nb).astype(np.float32, copy=False)
+    if not noisy:
+        out = refl * gain if level == "L1" else refl
+        return out.astype(np.float32, copy=False)
+    radiance = refl * gain  # W m-2 sr-1 um-1
+    if noise_model is not None:
+        sig = np.asarray(noise_model.sigma(radiance * W_M2_UM_TO_UW_CM2_NM, band_axis=-1), dtype=np.float32)
+        sig *= np.float32(1.0 / W_M2_UM_TO_UW_CM2_NM / snr_scale)  # back to W m-2 sr-1 um-1
+        (_, (y0, y1), (x0, x1)) = block_info[0]["array-location"]
+        z = block_normal(seed, y0, y1, x0, x1, nb)
+        if level == "L1":
+            out = radiance + sig * z
+        else:
+            out = refl + (sig / gain) * z
+    else:
+        out = radiance if level == "L1" else refl
+    if quant is not None:
+        out = quant.apply(out)
+    return out.astype(np.float32, copy=False)
+
+
+def _chunks_tuple(chunks: Any) -> tuple[int, int]:
+    if chunks is None:
+        return DEFAULT_CHUNK, DEFAULT_CHUNK
+    if isinstance(chunks, int | np.integer):
+        chunks = (int(chunks), int(chunks))
+    if isinstance(chunks, dict):
+        chunks = (chunks.get(Y, DEFAULT_CHUNK), chunks.get(X, DEFAULT_CHUNK))
+    try:
+        cy, cx = (int(c) for c in chunks)
+    except (TypeError, ValueError):
+        raise ParameterError(f"The 'chunks' parameter must be an int or (y, x) ints >= 16. Got {chunks!r} instead.") from None
+    check_param("chunks", chunks, cy >= 16 and cx >= 16, "an int or (y, x) ints >= 16", "render_scene")
+    return cy, cx
+
+
+# --------------------------------------------------------------------------------------------- main API
+def render_scene(
+    abundances: xr.DataArray,
+    library: xr.DataArray,
+    sensor: Any,
+    *,
+    level: str = "L2",
+    scene_pixel_m: float | None = None,
+    seed: int = 0,
+    snr_scale: float = 1.0,
+    noise: bool = True,
+    quantize: bool = True,
+    sun_zenith_deg: float = 30.0,
+    day_of_year: int = 172,
+    chunks: int | tuple[int, int] | dict[str, int] | None = DEFAULT_CHUNK,
+    keep_clean: bool = False,
+    out_of_range: str = "error",
+    repair: bool = False,
+    atol: float = 1e-4,
+) -> xr.Dataset:
+    """Render abundances and endmember spectra through a sensor model; return a lazy (dask) scene Dataset.
+
+    Parameters
+    ----------
+    abundances:
+        (endmember, y, x) fractions on the simplex (NaN pixels allowed = nodata). Off the simplex:
+        :class:`DataError` unless ``repair=True`` (Euclidean projection onto the simplex).
+    library:
+        (endmember, band) surface reflectance spectra (unitless) with ``wavelength`` (nm, and optional
+        ``fwhm``) coords; as many spectra as abundance maps (matched by name when the names agree, else by
+        position).
+    sensor:
+        A :class:`simhsi.sensors.Sensor`, a shipped sensor name (``"prisma"``) or a YAML path.
+    level:
+        ``"L2"`` surface reflectance (unitless) or ``"L1"`` at-sensor radiance (W m-2 sr-1 um-1, no atmosphere).
+    scene_pixel_m:
+        Pixel size of the abundance maps in metres; the spatial stage (PSF + resampling to the sensor GSD,
+        :func:`simhsi.sensors.psf.apply_psf_and_resample`) runs only when it is given. ``None``: the
+        abundances are on the sensor grid already and used as they are.
+    seed, snr_scale, noise:
+        Noise seed (reproducible whatever the chunking), SNR multiplier (σ / snr_scale), noise on/off.
+    quantize:
+        Quantise to the sensor's DN convention and store the dequantised values.
+    sun_zenith_deg, day_of_year:
+        Illumination (degrees; 1-366 for the Earth-Sun distance). They also set the signal level that the
+        noise model sees for L2.
+    chunks:
+        Dask chunk edge(s) along (y, x) in sensor pixels; all bands of a chunk are computed together.
+    keep_clean:
+        Also return the noise-free, unquantised cube as ``clean``.
+    out_of_range:
+        ``"error"`` | ``"warn"`` | ``"ignore"`` when a sensor band reaches outside the library range.
+
+    Returns
+    -------
+    xarray.Dataset with ``reflectance`` (L2) or ``radiance`` (L1) (y, x, band) float32 dask array,
+    ``abundances`` at the sensor grid, ``endmembers`` at the sensor bands, optional ``clean``, and
+    provenance attrs (sensor, level, noise model, seed, snr_scale, geometry, simhsi version, command).
+    Nothing is computed until the values are used or written.
+    """
+    import dask.array as da
+    import xarray as xr
+
+    lv = _level(level)
+    check_param("snr_scale", snr_scale, isinstance(snr_scale, int | float) and np.isfinite(snr_scale) and snr_scale > 0,
+                "a number > 0", "render_scene")
+    check_param("sun_zenith_deg", sun_zenith_deg,
+                isinstance(sun_zenith_deg, int | float) and 0 <= sun_zenith_deg < 90, "a number in [0, 90)",
+                "render_scene")
+    check_param("day_of_year", day_of_year, isinstance(day_of_year, int | np.integer) and 1 <= day_of_year <= 366,
+                "an int in [1, 366]", "render_scene")
+    check_param("seed", seed, isinstance(seed, int | np.integer) and seed >= 0, "an int >= 0", "render_scene")
+    check_param("out_of_range", out_of_range, out_of_range in ("error", "warn", "ignore"),
+                "'error', 'warn' or 'ignore'", "render_scene")
+    if scene_pixel_m is not None:
+        check_param("scene_pixel_m", scene_pixel_m,
+                    isinstance(scene_pixel_m, int | float) and np.isfinite(scene_pixel_m) and scene_pixel_m > 0,
+                    "a pixel size in metres > 0, or None", "render_scene")
+    cy, cx = _chunks_tuple(chunks)
+    sen = resolve_sensor(sensor)
+
+    abund, has_nan = _prepare_abundances(abundances, repair, atol)
+    names = [str(n) for n in abund[ENDMEMBER].values]
+    E, lib_wl, lib_fw, em_names = _library_matrix(library, names)
+    R = spectral_matrix(sen, lib_wl, lib_fw, out_of_range)
+    E_s = (R @ E.T).astype(np.float32)  # (n_bands, p)
+    wl = np.asarray(sen.wavelength, dtype=np.float64)
+    fw = np.asarray(sen.fwhm, dtype=np.float64)
+    nb = wl.size
+
+    # spatial stage (on the p maps)
+    spatial = "none (abundances given on the sensor grid)"
+    a = abund.data
+    if scene_pixel_m is not None:
+        from simhsi.sensors.psf import apply_psf_and_resample
+
+        if has_nan:
+            raise DataError("abundances have NaN (nodata) pixels: the PSF stage needs complete maps; fill them "
+                            "or give abundances on the sensor grid (scene_pixel_m=None)")
+
+        a = apply_psf_and_resample(a, float(scene_pixel_m), float(sen.gsd_m), float(sen.psf_sigma_gsd))
+        spatial = (f"Gaussian PSF sigma {sen.psf_sigma_gsd:g} GSD + resampling from {float(scene_pixel_m):g} m "
+                   f"to {sen.gsd_m:g} m GSD")
+    a = da.asarray(a).astype(np.float32)
+    if a.ndim != 3 or a.shape[0] != len(names):
+        raise DataError(f"spatial stage returned shape {a.shape}; expected ({len(names)}, H, W)")
+    a = a.rechunk((len(names), cy, cx))
+    H, W = a.shape[1:]
+
+    if lv == "L1" or noise:
+        gain = reflectance_to_radiance_gain(wl, sun_zenith_deg, day_of_year,
+                                            fw if np.all(np.isfinite(fw)) else None).astype(np.float32)
+        if not np.all(np.isfinite(gain)) or np.any(gain <= 0):
+            raise SensorError(f"solar irradiance is not positive at all bands of {sen.name}")
+    else:
+        gain = np.ones(nb, dtype=np.float32)  # unused: L2 without noise never needs radiance
+    noise_model = sen.noise if noise else None
+    quant = _Quant(sen, lv) if quantize else None
+    noisy = noise or quantize
+
+    out_chunks = (a.chunks[1], a.chunks[2], (nb,))
+    kw = dict(E_s=E_s, gain=gain, level=lv, snr_scale=float(snr_scale), seed=int(seed))
+    cube = da.map_blocks(_render_block, a, noise_model=noise_model, quant=quant, noisy=noisy, **kw,
+                         drop_axis=0, new_axis=2, chunks=out_chunks, dtype=np.float32,
+                         token="simhsi-render")
+    var = "radiance" if lv == "L1" else "reflectance"
+    units = UNITS_RADIANCE if lv == "L1" else UNITS_REFLECTANCE
+    band_coords = {
+        WAVELENGTH: (BAND, wl, {"units": "nm", "long_name": "band centre wavelength"}),
+        FWHM: (BAND, fw, {"units": "nm", "long_name": "band full width at half maximum"}),
+    }
+    bad = getattr(sen, "bad_band", None)
+    if bad is not None and np.shape(bad) == (nb,):
+        band_coords["bad_band"] = (BAND, np.asarray(bad, dtype=bool),
+                                   {"long_name": "band usually dropped (see the sensor definition)"})
+    band_names = getattr(sen, "band_names", None)
+    if band_names is not None and len(band_names) == nb:
+        band_coords["band_name"] = (BAND, np.asarray([str(b) for b in band_names]))
+
+    noise_desc = "off"
+    if noise:
+        noise_desc = f"{getattr(sen.noise, 'kind', type(sen.noise).__name__)}; sigma/{float(snr_scale):g}"
+        if lv == "L2":
+            noise_desc += "; propagated from radiance to reflectance"
+    var_attrs: dict[str, Any] = {
+        "units": units,
+        "long_name": "at-sensor radiance" if lv == "L1" else "surface reflectance",
+        "quantized": int(bool(quantize)),
+    }
+    if quant is not None:
+        var_attrs["dn_convention"] = f"{sen.name} {lv}: value = DN * dn_scale + dn_offset"
+        if quant.scalar:
+            var_attrs["dn_scale"] = quant.scale
+            var_attrs["dn_offset"] = quant.offset
+            var_attrs["dn_dtype"] = str(quant.dtype)
+    data_vars: dict[str, Any] = {var: ((Y, X, BAND), cube, var_attrs)}
+    data_vars["abundances"] = (ABUNDANCE_DIMS, a, {"units": "1", "long_name": "fractional abundance at the sensor grid"})
+    data_vars["endmembers"] = ((ENDMEMBER, BAND), E_s.T.astype(np.float32),
+                               {"units": "1", "long_name": "endmember reflectance at the sensor bands"})
+    if keep_clean:
+        clean = da.map_blocks(_render_block, a, noise_model=None, quant=None, noisy=False, **kw,
+                              drop_axis=0, new_axis=2, chunks=out_chunks, dtype=np.float32,
+                              token="simhsi-render-clean")
+        data_vars["clean"] = ((Y, X, BAND), clean, {"units": units, "long_name": f"noise-free {var}"})
+    d = earth_sun_distance_au(day_of_year)
+    attrs = provenance_attrs(
+        sensor=str(sen.name),
+        processing_level=lv,
+        **{"title": f"simhsi synthetic {sen.name} {lv} scene"},
+        noise_model=noise_desc,
+        seed=int(seed),
+        snr_scale=float(snr_scale),
+        noise_block_px=NOISE_BLOCK,
+        quantization="sensor DN convention, stored dequantised" if quantize else "off",
+        atmosphere=ATMOSPHERE_NOTE,
+        sun_zenith_deg=float(sun_zenith_deg),
+        day_of_year=int(day_of_year),
+        earth_sun_distance_au=d,
+        spatial_stage=spatial,
+        spectral_stage="identity (library at the sensor bands)" if R.shape[0] == R.shape[1] and np.array_equal(
+            R, np.eye(nb)) else "sensor SRF resampling of the library (E_s = R E)",
+        gsd_m=float(sen.gsd_m),
+        library_source=str(library.attrs.get("source", library.attrs.get("source_file", library.name or "library"))),
+        abundance_source=str(abundances.attrs.get("source_file", abundances.attrs.get("generator", "user"))),
+        has_nodata=int(has_nan),
+        metric_units=units,
+    )
+    coords = dict(band_coords)
+    coords[ENDMEMBER] = em_names
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    log.info("scene %dx%d px, %d bands, %d endmembers, level %s", H, W, nb, len(names), lv)
+    return ds

@@ -1,0 +1,207 @@
+"""The DDPM training loop: learning, exact resume after Ctrl-C, EMA, CLI, DDP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simhsi.diffusion.config import tiny_config
+from simhsi.errors import OutputError, ParameterError
+
+
+def _write_data(folder):
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    files = []
+    for p, method in ((3, "vca"), (4, "nmfqmv")):
+        # smooth-ish maps: Dirichlet weights of a coarse grid, upsampled
+        a = rng.dirichlet(np.full(p, 0.5), size=(5, 5)).transpose(2, 0, 1)
+        a = np.kron(a, np.ones((1, 4, 4))).astype(np.float32)  # (p, 20, 20)
+        f = folder / f"{method}.nc"
+        xr.DataArray(a, dims=("endmember", "y", "x"), name="abundances", attrs={"method": method}).to_netcdf(f)
+        files.append(f)
+    return files
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run A: 4 steps via the CLI. Run B: Ctrl-C at step 2 via the API, then --resume to 4 via the CLI."""
+    import yaml
+    from click.testing import CliRunner
+
+    from simhsi.cli.main import cli
+    from simhsi.diffusion.data import load_scenes
+    from simhsi.diffusion.train import train
+
+    d = tmp_path_factory.mktemp("train")
+    files = _write_data(d)
+    cfg = tiny_config(p_values=[3, 4], steps=4, sample_every=4)
+    (d / "cfg.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    data_args = [a for f in files for a in ("--data", str(f))]
+    r = CliRunner().invoke(cli, ["-q", "train", *data_args, "--out", str(d / "A"), "--config", str(d / "cfg.yaml")])
+    assert r.exit_code == 0, r.output
+
+    def ctrl_c_at_2(step, loss):
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg.replace(sample_every=0), load_scenes(files, cfg), d / "B", progress=False, callback=ctrl_c_at_2)
+    interrupted_steps = sorted(p.name for p in (d / "B" / "checkpoints").iterdir())
+    r2 = CliRunner().invoke(cli, ["-q", "train", *data_args, "--out", str(d / "B"), "--resume", "--steps", "4"])
+    assert r2.exit_code == 0, r2.output
+    return d, files, cfg, interrupted_steps
+
+
+def _ckpt(folder, step):
+    import torch
+
+    return torch.load(folder / "checkpoints" / f"step_{step:09d}.pt", map_location="cpu", weights_only=False)
+
+
+def test_resume_after_ctrl_c_is_bit_identical(runs):
+    import torch
+
+    d, _, _, interrupted = runs
+    assert interrupted == ["step_000000001.pt", "step_000000002.pt"]  # Ctrl-C checkpoint at step 2
+    a, b = _ckpt(d / "A", 4), _ckpt(d / "B", 4)
+    assert a["step"] == b["step"] == 4
+    for k in a["unet"]:
+        assert torch.equal(a["unet"][k], b["unet"][k]), k
+    for x, y in zip(a["ema"]["shadow_params"], b["ema"]["shadow_params"], strict=True):
+        assert torch.equal(x, y)
+    assert a["losses"] == b["losses"]
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+def test_ema_differs_from_raw_and_follows_decay_formula(runs):
+    import torch
+
+    d, _, cfg, _ = runs
+    c3, c4 = _ckpt(d / "A", 3), _ckpt(d / "A", 4)
+    # diffusers EMAModel with warm-up: decay at optimisation step k is min(decay, 1 - (1 + (k - 1))^-power)
+    decay = min(cfg.ema_decay, 1 - (1 + 3 / cfg.ema_inv_gamma) ** -cfg.ema_power)
+    assert c4["ema"]["optimization_step"] == 4
+    raw4 = [v for v in c4["unet"].values() if v.dtype.is_floating_point]
+    differ = 0
+    for e3, e4, w4 in zip(c3["ema"]["shadow_params"], c4["ema"]["shadow_params"], raw4, strict=True):
+        assert torch.allclose(e4, decay * e3 + (1 - decay) * w4, atol=1e-6)
+        differ += not torch.equal(e4, w4)
+    assert differ > len(raw4) // 2
+
+
+def test_model_directory_and_outputs(runs):
+    import torch
+
+    from simhsi.diffusion.model import class_label, load_model
+
+    d = runs[0] / "A"
+    m = load_model(d, device="cpu")
+    assert m.meta["methods"] == ["nmfqmv", "vca"] and m.meta["p_values"] == [3, 4]
+    assert m.meta["training"]["steps"] == 4 and m.meta["training"]["finished"]
+    assert m.meta["training"]["data"]["patches_per_label"] == {"vca|p=3": 4, "nmfqmv|p=4": 4}
+    assert (d / "loss.png").stat().st_size > 1000 and (d / "samples" / "step_000000004.png").is_file()
+    ema = _ckpt(d, 4)["ema"]["shadow_params"]
+    assert torch.equal(next(m.unet.parameters()), ema[0])
+    x = torch.zeros(1, 4, 16, 16)
+    with torch.no_grad():
+        out = m.unet(x, torch.tensor([5]), class_labels=torch.tensor([class_label(m.meta, "vca", 3)])).sample
+    assert torch.isfinite(out).all()
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    import torch
+
+    from simhsi.diffusion.data import PatchDataset, Scene
+    from simhsi.diffusion.model import build_scheduler, build_unet
+    from simhsi.diffusion.train import masked_l1
+
+    cfg = tiny_config(p_values=[3, 4], dropout=0.0)
+    rng = np.random.default_rng(1)
+    a = np.kron(rng.dirichlet(np.ones(3), size=(4, 4)).transpose(2, 0, 1), np.ones((1, 4, 4))).astype(np.float32)
+    ds = PatchDataset([Scene(a, "vca", "t")], cfg)
+    x0, ps, _ = ds.batch([0, 0, 0, 0], None)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.tensor([100, 500, 1000, 1500])
+    ab = build_scheduler(cfg).alphas_cumprod[t].view(-1, 1, 1, 1)
+    xt = ab.sqrt() * torch.from_numpy(x0) + (1 - ab).sqrt() * noise
+    torch.manual_seed(0)
+    unet = build_unet(cfg, ["vca"])
+    opt = torch.optim.Adam(unet.parameters(), lr=1e-3)
+    labels, ps_t = torch.zeros(4, dtype=torch.long), torch.from_numpy(ps)
+    losses = []
+    for _ in range(6):
+        loss = masked_l1(unet(xt, t, class_labels=labels).sample, noise, ps_t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach().item())
+    assert losses[-1] < 0.9 * losses[0]
+    # the padded channel (p=3 of p_max=4) does not enter the loss
+    pred = unet(xt, t, class_labels=labels).sample.detach()
+    pred2 = pred.clone()
+    pred2[:, 3] += 100.0
+    assert torch.equal(masked_l1(pred, noise, ps_t), masked_l1(pred2, noise, ps_t))
+
+
+def test_bad_inputs(runs, tmp_path):
+    from click.testing import CliRunner
+
+    from simhsi.cli.main import cli
+    from simhsi.diffusion.data import load_scenes
+    from simhsi.diffusion.train import train
+
+    d, files, cfg, _ = runs
+    r = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "m")])
+    assert r.exit_code == 2 and "missing.nc" in r.output and "not found" in r.output
+    r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 2 and "no training data" in r.output
+    r = CliRunner().invoke(cli, ["train", "--data", str(files[0]), "--out", str(d / "A"), "--steps", "1"])
+    assert r.exit_code == 2 and "--resume" in r.output and "--overwrite" in r.output
+    r = CliRunner().invoke(cli, ["train", "--data", str(files[0]), "--out", str(tmp_path / "m"), "--patch-size", "15"])
+    assert r.exit_code == 2 and "patch_size" in r.output
+    scenes = load_scenes(files, cfg)
+    with pytest.raises(OutputError):
+        train(cfg, scenes, d / "A", progress=False)
+    with pytest.raises(ParameterError, match=r"differs from the checkpoint in \['lr'\]"):
+        train(cfg.replace(lr=1e-3), scenes, d / "A", resume=True, progress=False)
+    with pytest.raises(ParameterError, match="different training data"):
+        train(cfg, scenes[:1], d / "A", resume=True, progress=False)
+    with pytest.raises(ParameterError, match="multiple of the 2 processes"):
+        os.environ["WORLD_SIZE"] = "2"
+        try:
+            train(cfg.replace(batch_size=3), scenes, tmp_path / "x", progress=False)
+        finally:
+            del os.environ["WORLD_SIZE"]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_single_process(runs, tmp_path):
+    """torchrun with 2 gloo ranks gives the same weights as one process (same global batch, no dropout)."""
+    import torch
+    import yaml
+
+    d, files, cfg, _ = runs
+    c = cfg.replace(dropout=0.0, steps=2, sample_every=0)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(c.to_dict()))
+    base = [a for f in files for a in ("--data", str(f))] + ["--config", str(tmp_path / "c.yaml")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "simhsi.cli.main", "-q", "train", *base, "--out", str(tmp_path / "ddp")]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    from simhsi.diffusion.data import load_scenes
+    from simhsi.diffusion.train import train
+
+    train(c, load_scenes(files, c), tmp_path / "one", progress=False)
+    a, b = _ckpt(tmp_path / "ddp", 2), _ckpt(tmp_path / "one", 2)
+    for k in a["unet"]:
+        assert torch.allclose(a["unet"][k], b["unet"][k], atol=1e-5), k
