@@ -25,17 +25,40 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 _CHILD = r"""
 import json, resource, sys, time, tracemalloc
 def rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+    # peak resident memory of this process: VmHWM (Linux; ru_maxrss would carry the parent's peak over
+    # fork+exec), else ru_maxrss
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 mode, path = sys.argv[1], sys.argv[2]
-import numpy as np, h5py, dask, xarray
+if mode == "write":
+    from simhsi.io.prisma import write_prisma_he5
+    from affine import Affine
+    sys.path.insert(0, sys.argv[4])
+    from bench_prisma_read import _make_cube
+    t = time.perf_counter()
+    write_prisma_he5(
+        _make_cube(int(sys.argv[3]), 0), path, level="L2D", epsg=32632,
+        transform=Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4600000.0), sun_zenith=35.0,
+    )
+    print(json.dumps({"write_s": time.perf_counter() - t, "rss_peak_mib": rss_mib()}))
+    sys.exit(0)
+t0 = time.perf_counter()
+import numpy as np, h5py, dask, dask.threaded, xarray, rioxarray, pyproj
 from simhsi.io.prisma import read_prisma
-out = {"rss_after_imports_mib": rss_mib()}
+import dask.array as da
+da.zeros(2).compute()  # dask imports 'distributed' on the first compute: keep that out of the timings
+out = {"rss_after_imports_mib": rss_mib(), "imports_s": time.perf_counter() - t0}
 tracemalloc.start()
 if mode == "lazy":
     t = time.perf_counter()
@@ -75,7 +98,7 @@ print(json.dumps(out))
 """
 
 
-def _make_cube(size: int, seed: int):
+def _make_cube(size: int, seed: int = 0):
     """A lazy synthetic L2D reflectance cube (y, x, band) on the 234 PRISMA bands: 3 smooth spectra mixed."""
     import dask.array as da
     import numpy as np
@@ -102,9 +125,10 @@ def _make_cube(size: int, seed: int):
     return make_cube(data, wl)
 
 
-def _child(mode: str, path: Path) -> dict:
+def _child(mode: str, path: Path, *extra: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, "-c", _CHILD, mode, str(path)], capture_output=True, text=True, env=env)
+    cmd = [sys.executable, "-c", _CHILD, mode, str(path), *extra]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode:
         raise RuntimeError(res.stderr)
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -114,21 +138,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1000, help="rows = columns of the product (default 1000)")
     ap.add_argument("--repeat", type=int, default=2, help="timed full/raw reads (best of)")
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-
-    from affine import Affine
-
-    from simhsi.io.prisma import write_prisma_he5
 
     with tempfile.TemporaryDirectory(prefix="bench_prisma_") as tmp:
         path = Path(tmp) / "PRS_L2D_STD_20200220101716_20200220101720_0001.he5"
-        t = time.perf_counter()
-        write_prisma_he5(
-            _make_cube(args.size, args.seed), path, level="L2D", epsg=32632,
-            transform=Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 4600000.0), sun_zenith=35.0,
-        )  # fmt: skip
-        t_write = time.perf_counter() - t
+        wr = _child("write", path, str(args.size), str(Path(__file__).resolve().parent))
+        t_write = wr["write_s"]
         size_mib = path.stat().st_size / 2**20
         with open(path, "rb") as fh:  # warm the page cache so both readers start equal
             while fh.read(64 * 2**20):
@@ -142,11 +157,15 @@ def main() -> None:
     print(f"Command: `nice -n 10 .venv/bin/python benchmarks/bench_prisma_read.py --size {n}`  ")
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.1f}; file written in {t_write:.1f} s; best of {args.repeat} reads.\n"
+        f"load average {os.getloadavg()[0]:.1f}; file written in {t_write:.1f} s (peak RSS {wr['rss_peak_mib']:.0f} MiB, "
+        f"synthetic 3-endmember mixture, dask-backed); best of {args.repeat} reads.\n"
     )
-    print("| step | time (s) | peak RSS (MiB) | traced peak (MiB) | note |")
+    print("| step | time (s) | peak RSS so far (MiB) | traced peak (MiB) | note |")
     print("|---|---|---|---|---|")
-    print(f"| imports only | | {lazy['rss_after_imports_mib']:.0f} | | baseline of the subprocess |")
+    print(
+        f"| imports (numpy, h5py, dask + distributed, xarray, rioxarray, simhsi) | {lazy['imports_s']:.2f} | "
+        f"{lazy['rss_after_imports_mib']:.0f} | | baseline of the subprocess |"
+    )
     print(
         f"| `read_prisma` (open) | {lazy['open_s']:.3f} | {lazy['rss_after_open_mib']:.0f} | "
         f"{lazy['traced_peak_open_mib']:.1f} | shape {tuple(lazy['shape'])}, {lazy['chunks_y']} row chunks |"

@@ -30,6 +30,12 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> 
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -48,6 +54,8 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         yield tmp
         if final.exists() and not overwrite:  # appeared while we were writing
             raise OutputError("appeared while writing; pass overwrite=True to replace it", path=final)
+        if tmp.exists():  # mkstemp makes 0600 files: give the usual 0666 & ~umask
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):

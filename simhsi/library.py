@@ -199,12 +199,14 @@ def load_library(
     if names is None and classes is None and n is None and wavelength_range is None:
         return lib
     if n is None:
-        cand = _candidates(lib, names=names, classes=classes, wavelength_range=wavelength_range)
-        n = len(cand)
+        if names is not None:
+            n = 1 if isinstance(names, str) else len(names)
+        else:
+            n = len(_candidates(lib, classes=classes, wavelength_range=wavelength_range))
     return select_endmembers(lib, n, names=names, classes=classes, seed=seed, wavelength_range=wavelength_range)
 
 
-def _candidates(lib: xr.DataArray, *, names=None, classes=None, wavelength_range=None) -> list[int]:
+def _candidates(lib: xr.DataArray, *, classes=None, wavelength_range=None) -> list[int]:
     all_names = [str(x) for x in lib["endmember"].values]
     idx = list(range(len(all_names)))
     if classes is not None:

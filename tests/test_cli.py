@@ -114,6 +114,19 @@ def test_info_netcdf_cube_with_nodata_crs_and_dataset(tmp_path, mixture):
     assert res.exit_code == 0 and "no cube" in res.output and "a, b, c" in res.output and "vca" in res.output
 
 
+def test_info_envi_without_wavelengths(tmp_path, mixture):
+    from simhsi.io.envi import write_envi
+
+    cube, _, _ = mixture(h=3, w=4, n_bands=5)
+    cube = cube.assign_coords(wavelength=("band", np.full(5, np.nan)))
+    _, hdr = write_envi(cube, tmp_path / "nowl.img")
+    assert "wavelength" not in hdr.read_text()
+    with pytest.warns(UserWarning, match="no wavelengths in the ENVI header"):
+        res = _run("info", str(hdr))
+    assert res.exit_code == 0, res.output
+    assert "5, unknown (no wavelengths in the file)" in res.stdout
+
+
 # ------------------------------------------------------------------ info on bad inputs
 
 

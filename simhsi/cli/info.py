@@ -45,7 +45,7 @@ def _range(values: Any) -> list[float] | None:
 
 
 def _runs(wl: Any) -> list[list[float]]:
-    """Contiguous runs of bad bands as [first_nm, last_nm] (indices when wavelengths are NaN)."""
+    """Contiguous runs of bad bands as [first_nm, last_nm] (band indices where wavelengths are NaN)."""
     out: list[list[float]] = []
     prev = None
     for i, w in wl:
@@ -105,17 +105,27 @@ def _crs_info(obj: Any) -> dict[str, Any]:
     return out
 
 
-def _compute(x: Any, path: str) -> Any:
+def _compute(path: str, *objs: Any) -> tuple[Any, ...]:
+    """Compute xarray objects in one pass over the data; read errors become :class:`InputFileError`."""
+    import dask
+
     from simhsi.errors import InputFileError, SimhsiError
 
     try:
-        return x.compute() if hasattr(x, "compute") else x
+        return dask.compute(*objs)
     except SimhsiError:
         raise
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputFileError(f"reading the data failed, the file is truncated or corrupt ({msg})",
                              path=path) from exc
+
+
+def xr_zeros_like(cube: Any) -> Any:
+    """A boolean all-False array like ``cube`` (integer data without a nodata value)."""
+    import xarray as xr
+
+    return xr.zeros_like(cube, dtype=bool)
 
 
 def cube_summary(cube: Any, fmt: str, path: str, scan: bool = True) -> dict[str, Any]:
@@ -147,7 +157,7 @@ def cube_summary(cube: Any, fmt: str, path: str, scan: bool = True) -> dict[str,
         idx = np.flatnonzero(bad)
         info["bad_bands"] = {
             "count": int(bad.sum()),
-            "ranges_nm": _runs([(int(i), float(wl[i])) for i in idx]),
+            "ranges_nm": _runs([(int(i), float(wl[i]) if np.isfinite(wl[i]) else int(i)) for i in idx]),
         }
     else:
         info["bad_bands"] = None
@@ -157,21 +167,16 @@ def cube_summary(cube: Any, fmt: str, path: str, scan: bool = True) -> dict[str,
     info.update(_crs_info(cube))
     if scan and h * w * nb:
         if cube.dtype.kind == "f":
-            isnan = cube.isnull()
-            pix, val = _compute(isnan.all("band").mean(), path), _compute(isnan.mean(), path)
-            info["nodata_fraction"] = float(pix)
-            info["nan_value_fraction"] = float(val)
+            missing = cube.isnull()
         else:
             nodata = cube.attrs.get("nodata", cube.attrs.get("data_ignore_value"))
-            if nodata is None:
-                info["nodata_fraction"] = 0.0
-                info["nan_value_fraction"] = 0.0
-            else:
-                eq = cube == nodata
-                info["nodata_fraction"] = float(_compute(eq.all("band").mean(), path))
-                info["nan_value_fraction"] = float(_compute(eq.mean(), path))
-        finite_range = _compute(cube.min(skipna=True), path), _compute(cube.max(skipna=True), path)
-        info["value_range"] = [_num(finite_range[0].values), _num(finite_range[1].values)]
+            missing = cube == nodata if nodata is not None else xr_zeros_like(cube)
+        pix, val, lo, hi = _compute(
+            path, missing.all("band").mean(), missing.mean(), cube.min(skipna=True), cube.max(skipna=True)
+        )
+        info["nodata_fraction"] = float(pix)
+        info["nan_value_fraction"] = float(val)
+        info["value_range"] = [_num(lo.values), _num(hi.values)]
     return info
 
 

@@ -35,6 +35,8 @@ from simhsi.cli._options import overwrite_option, progress_enabled, seed_option
               help="Run on a dask.distributed scheduler (e.g. tcp://127.0.0.1:8786).")
 @click.option("--format", "fmt", type=click.Choice(["netcdf", "envi", "prisma-he5"]), default="netcdf",
               show_default=True, help="Output format.")
+@click.option("--complevel", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="NetCDF zlib level (0: no compression, fastest; noisy DN compress ~20 % at level 1).")
 @click.option("--quicklook", type=click.Path(dir_okay=False), default=None, help="Also write a PNG quicklook.")
 @click.option("--keep-clean", is_flag=True, help="Also store the noise-free cube (NetCDF only).")
 @click.option("--repair-abundances", is_flag=True, help="Project abundances off the simplex onto it.")
@@ -43,7 +45,7 @@ from simhsi.cli._options import overwrite_option, progress_enabled, seed_option
                    "warn with the bundled library, whose spectra end at 2500 nm).")
 @overwrite_option
 def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmember_names, size, level, seed,
-            snr_scale, no_noise, no_quantize, sun_zenith, day_of_year, chunks, scheduler, fmt, quicklook,
+            snr_scale, no_noise, no_quantize, sun_zenith, day_of_year, chunks, scheduler, fmt, complevel, quicklook,
             keep_clean, repair_abundances, out_of_range, overwrite) -> None:
     """Render a synthetic scene through a sensor model.
 
@@ -116,7 +118,8 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
     try:
         from simhsi.render.export import write_scene
 
-        path = write_scene(ds, out, format=fmt, overwrite=overwrite, progress=progress_enabled() and client is None)
+        path = write_scene(ds, out, format=fmt, overwrite=overwrite, progress=progress_enabled() and client is None,
+                           complevel=complevel)
         if quicklook:
             from simhsi.render.quicklook import write_quicklook
 

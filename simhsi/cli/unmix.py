@@ -132,14 +132,14 @@ def write_quicklook(results: list, path: Any, *, overwrite: bool = False) -> Non
 
 
 @click.command(name="unmix")
-@click.argument("input", type=click.Path(dir_okay=False))
+@click.argument("input", type=click.Path(dir_okay=False), required=False)
 @click.option("--endmembers", "-p", "endmembers", cls=_IntListOption, default=("3", "4", "5"),
               show_default=True, help="Numbers of endmembers p to try (e.g. --endmembers 3 4 5).")
 @click.option("--methods", "-m", default=None,
               help="Comma-separated method names (default: every registered method; see --list-methods).")
 @click.option("--seeds", "seeds", cls=_IntListOption, default=("0",), show_default=True,
               help="Random seeds (e.g. --seeds 0 1 2); one run per method, p and seed.")
-@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", "-o", "out", default=None, type=click.Path(dir_okay=False),
               help="Output NetCDF file with every run (what `simhsi train` reads).")
 @click.option("--reference", default=None,
               help="Ground truth for SAD/aRMSE: a bundled dataset (samson, jasper_ridge) or a NetCDF file "
@@ -149,7 +149,7 @@ def write_quicklook(results: list, path: Any, *, overwrite: bool = False) -> Non
 @click.option("--list-methods", is_flag=True, help="Print the registered methods and exit.")
 @overwrite_option
 @json_option
-def command(input: str, endmembers: tuple[str, ...], methods: str | None, seeds: tuple[str, ...], out: str,
+def command(input: str | None, endmembers: tuple[str, ...], methods: str | None, seeds: tuple[str, ...], out: str | None,
             reference: str | None, quicklook: str | None, list_methods: bool, overwrite: bool,
             as_json: bool) -> None:
     """Unmix INPUT (any cube format simhsi reads) with every METHOD × p × seed; write all runs to --out.
@@ -172,6 +172,10 @@ def command(input: str, endmembers: tuple[str, ...], methods: str | None, seeds:
             click.echo(f"{name:<14} {get_method(name).family}")
         return
     # -- validate everything first --------------------------------------------------------------
+    if input is None:
+        raise click.UsageError("missing argument INPUT (the cube to unmix)")
+    if out is None:
+        raise click.UsageError("missing option --out (the NetCDF file to write)")
     names = available_methods() if not methods else [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
         raise ParameterError("--methods is empty; give e.g. --methods vca-fcls,sisal-fcls")

@@ -260,12 +260,16 @@ class PatchDataset:
 
     def fingerprint(self) -> str:
         """SHA-1 of the scenes, labels and patch index (to check that a resume uses the same data)."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is not None:
+            return cached
         h = hashlib.sha1()
         for s in self.scenes:
             h.update(s.method.encode())
             h.update(np.ascontiguousarray(s.abundances).tobytes())
         h.update(self.index.tobytes())
-        return h.hexdigest()
+        self._fingerprint: str = h.hexdigest()
+        return self._fingerprint
 
     def patch(self, i: int, k: int = 0) -> tuple[np.ndarray, str, int]:
         """Patch ``i`` after dihedral transform ``k``: ((p, P, P) abundances, method, p), channels ordered."""

@@ -339,3 +339,28 @@ def load_model(
         "cuda" if torch.cuda.is_available() else "cpu")
     unet = unet.to(dev).eval()
     return LoadedModel(unet=unet, scheduler_config=scheduler_config, meta=meta, config=config or {}, path=d)
+
+
+def export_model(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, raw: bool = False, overwrite: bool = False
+) -> Path:
+    """Copy a trained model for shipping: EMA weights, scheduler, meta data, config, loss curve.
+
+    Checkpoints and previews are left out; the raw weights too unless ``raw=True`` (a directory
+    without ``unet/`` loads with ``load_model(..., ema=True)`` only).
+    """
+    from simhsi.errors import OutputError
+
+    s, d = Path(src), Path(dst)
+    read_meta(s)
+    if d.exists():
+        if not overwrite:
+            raise OutputError("already exists; pass overwrite=True to replace it", path=d)
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    for sub in ("unet_ema", "scheduler", *(["unet"] if raw else [])):
+        shutil.copytree(s / sub, d / sub)
+    for f in (META_FILE, CONFIG_FILE, "loss.png"):
+        if (s / f).is_file():
+            shutil.copy2(s / f, d / f)
+    return d

@@ -339,7 +339,9 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
 
         model = DistributedDataParallel(unet, device_ids=[dev.index] if dev.type == "cuda" else None)
     use_amp = (dev.type == "cuda" and cfg.mixed_precision in ("auto", "bf16")) or cfg.mixed_precision == "bf16"
-    amp = (torch.autocast(dev.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext)
+    def amp():
+        return torch.autocast(dev.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+
     alphas = scheduler.alphas_cumprod.to(dev)
     b_local = cfg.batch_size // world
     sl = slice(rank * b_local, (rank + 1) * b_local)
@@ -438,6 +440,9 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
             losses.append((step, lval))
             bar.update(1)
             bar.set_postfix(loss=f"{lval:.4f}", refresh=False)
+            if (not progress or bar.disable) and rank == 0 and step % max(1, cfg.checkpoint_every // 10) == 0:
+                rate = (step - start_step) * cfg.batch_size / max(time.perf_counter() - t0, 1e-9)
+                log.info("step %d/%d loss %.4f (%.2f patches/s)", step, cfg.steps, lval, rate)
             if callback is not None:
                 callback(step, lval)
             if stop["flag"]:

@@ -155,7 +155,11 @@ def read_envi(path: str | os.PathLike[str], chunks: int | dict[str, int] | str |
         spec = (chunks.get(Y, "auto"), chunks.get(X, "auto"), -1)
     else:
         spec = (chunks, chunks, -1)
-    arr = da.from_array(mm, chunks=spec, asarray=True, name=f"envi-{hdr.name}-{os.path.getmtime(img.filename)}")
+    from dask.base import tokenize
+
+    st = os.stat(img.filename)
+    token = tokenize(str(Path(img.filename).resolve()), st.st_mtime_ns, st.st_size, spec)
+    arr = da.from_array(mm, chunks=spec, asarray=True, name=f"envi-{token}")
     attrs: dict[str, Any] = {"source_file": str(img.filename), "format": "envi", "envi_interleave": img.interleave
                              if isinstance(img.interleave, str) else str(meta.get("interleave"))}
     ignore = meta.get("data ignore value")
@@ -216,9 +220,11 @@ def _envi_header(cube: xr.DataArray, data_name: str, dtype: np.dtype) -> dict[st
         "data type": envi.dtype_to_envi[dtype.char],
         "interleave": "bip",
         "byte order": 0,
-        "wavelength units": "Nanometers",
-        "wavelength": [f"{v:.6g}" for v in cube[WAVELENGTH].values],
     }
+    wl = np.asarray(cube[WAVELENGTH].values, dtype=np.float64)
+    if np.isfinite(wl).any():  # unknown wavelengths are left out of the header, not written as NaN
+        header["wavelength units"] = "Nanometers"
+        header["wavelength"] = [f"{v:.6g}" for v in wl]
     if FWHM in cube.coords and np.isfinite(cube[FWHM].values).any():
         header["fwhm"] = [f"{v:.6g}" for v in cube[FWHM].values]
     if BAD_BAND in cube.coords:

@@ -121,7 +121,7 @@ def read_geotiff(
     else:
         spec = {"band": -1, "y": chunks, "x": chunks}
     try:
-        da = rioxarray.open_rasterio(p, chunks=spec, masked=True, mask_and_scale=True, lock=False)
+        da = rioxarray.open_rasterio(p, chunks=spec, masked=True, mask_and_scale=True)
     except (OSError, ValueError) as exc:
         raise InputFileError(f"cannot read as GeoTIFF ({exc})", path=p) from exc
     if isinstance(da, list):

@@ -235,12 +235,25 @@ def open_dataset(
         ds = xr.open_dataset(p, engine="netcdf4", chunks=chunks, decode_coords="all")
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if _is_readable_hdf5(p):
+            raise FormatError(f"an HDF5 file that xarray cannot read as NetCDF-4 ({msg})", path=p) from exc
         raise InputFileError(f"cannot open as NetCDF, the file is truncated or corrupt ({msg})", path=p) from exc
     # Small 1-D coordinates (wavelength, fwhm, bad_band, names) are read now, not left as dask.
     small = [n for n, c in ds.coords.items() if c.ndim <= 1 and c.chunks is not None]
     if small:
         ds = ds.assign_coords({n: ds.coords[n].compute() for n in small})
     return ds
+
+
+def _is_readable_hdf5(path: Path) -> bool:
+    """Whether h5py opens the file (i.e. it is intact HDF5, just not something netCDF4 reads)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _pick_cube_variable(ds: xr.Dataset, path: Path, variable: str | None) -> str:

@@ -277,12 +277,6 @@ class _PrismaSource:
             block = _select(block, pos, axis)
         return block
 
-    def _luts(self, det: str) -> np.ndarray:
-        """float32 value of every uint16 DN (DN 0 = fill → NaN): one gather replaces the arithmetic."""
-        lut = _to_physical(np.arange(65536, dtype=np.uint16), self.level, *self.scale[det]).astype(np.float32)
-        lut[0] = np.nan
-        return lut
-
     def __getitem__(self, key: Any) -> np.ndarray:
         import h5py
 
@@ -293,8 +287,11 @@ class _PrismaSource:
             key = key[:i] + (slice(None),) * (3 - len(key) + 1) + key[i + 1 :]
         key = key + (slice(None),) * (3 - len(key))
         (iy, sq_y), (ix, sq_x), (ib, sq_b) = (_axis_index(k, n) for k, n in zip(key, self.shape, strict=True))
-        out = np.full((iy.size, ix.size, ib.size), np.nan, dtype=np.float32)
-        if out.size:
+        # Work in the file's (rows, bands, cols) layout and return a transposed *view*: no transposing
+        # copy here (consumers that need C order copy once, e.g. dask's concatenation in ``.values``).
+        nr, nc = (ix.size, iy.size) if self.swap else (iy.size, ix.size)
+        buf = np.empty((nr, ib.size, nc), dtype=np.float32)  # every band is VNIR or SWIR: all filled
+        if buf.size:
             ny, nx, _ = self.shape
             fy = ny - 1 - iy if self.flip_y else iy
             fx = nx - 1 - ix if self.flip_x else ix
@@ -308,26 +305,25 @@ class _PrismaSource:
                             continue
                         slots = self.slot_of_band[ib[sel]]
                         osl = _as_slice(sel)
-                        target = out[:, :, osl] if osl is not None else np.empty(out.shape[:2] + (sel.size,), np.float32)
-                        order = (2, 0, 1) if self.swap else (0, 2, 1)  # (rows, slots, cols) -> (y, x, band)
+                        target = buf[:, osl, :] if osl is not None else np.empty((nr, sel.size, nc), np.float32)
                         dn = self._read_block(grp[_cube_name(det)], rows, slots, cols)
-                        dn = np.ascontiguousarray(dn.transpose(order))
-                        if dn.dtype.kind == "u" and dn.dtype.itemsize <= 2:
-                            target[...] = self._luts(det)[dn]
-                        else:  # not the product's uint16: plain arithmetic
-                            v = _to_physical(dn, self.level, *self.scale[det])
-                            v[dn == 0] = np.nan
-                            target[...] = v
+                        _to_physical(dn, self.level, *self.scale[det], out=target)
+                        if not dn.all():
+                            target[dn == 0] = np.nan  # fill
                         if self.err.get(det):
                             em = self._read_block(grp[self.err[det]], rows, slots, cols)
                             if em.size and em.max() > 0:
-                                bad_lut = np.zeros(256, dtype=bool)
-                                bad_lut[[c for c in self.mask_codes if 0 <= c < 256]] = True
-                                target[bad_lut[np.ascontiguousarray(em.transpose(order))]] = np.nan
+                                if em.dtype == np.uint8:
+                                    bad_lut = np.zeros(256, dtype=bool)
+                                    bad_lut[[c for c in self.mask_codes if 0 <= c < 256]] = True
+                                    target[bad_lut[em]] = np.nan
+                                else:
+                                    target[np.isin(em, self.mask_codes)] = np.nan
                         if osl is None:
-                            out[:, :, sel] = target
+                            buf[:, sel, :] = target
             except (OSError, KeyError) as exc:
                 raise InputFileError(f"reading the cube failed (file changed or corrupt?): {exc}", path=self.path) from exc
+        out = buf.transpose(2, 0, 1) if self.swap else buf.transpose(0, 2, 1)  # (y, x, band) view
         squeeze = tuple(ax for ax, s in enumerate((sq_y, sq_x, sq_b)) if s)
         return out.squeeze(axis=squeeze) if squeeze else out
 
@@ -373,16 +369,24 @@ def _band_lists(f, grp, path: Path) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def _to_physical(dn: np.ndarray, level: str, p1: float, p2: float) -> np.ndarray:
-    """DN → physical values (float64), the products' formulas verbatim.
+def _to_physical(dn: np.ndarray, level: str, p1: float, p2: float, out: np.ndarray | None = None) -> np.ndarray:
+    """DN → physical values, float32: L1 ``DN / ScaleFactor - Offset`` (p1, p2 = ScaleFactor, Offset),
+    L2 ``Min + DN * ((Max - Min) / 65535)`` (p1, p2 = Min, Max).
 
-    L1: ``DN / ScaleFactor - Offset`` (p1, p2 = ScaleFactor, Offset); L2: ``Min + DN / 65535 * (Max - Min)``
-    (p1, p2 = Min, Max).
+    Evaluated in float32 (within 2 ulp of the exact formula; for the real L1 scaling 100/0 it is the correctly
+    rounded value), written into ``out`` when given.
     """
-    d = dn.astype(np.float64)
+    if out is None:
+        out = np.empty(dn.shape, dtype=np.float32)
     if level == "L1":
-        return d / p1 - p2
-    return p1 + d / 65535.0 * (p2 - p1)
+        np.divide(dn, np.float32(p1), out=out, dtype=np.float32)
+        if p2:
+            out -= np.float32(p2)
+    else:
+        np.multiply(dn, np.float32((p2 - p1) / 65535.0), out=out, dtype=np.float32)
+        if p1:
+            out += np.float32(p1)
+    return out
 
 
 def _scales(f, level: str, path: Path) -> dict[str, tuple[float, float]]:
@@ -795,6 +799,47 @@ def _match_bands(
     return out
 
 
+def _write_cube_blocks(
+    cube: xr.DataArray,
+    targets: dict[str, tuple[Any, Any, np.ndarray | None]],
+    slot_band: dict[str, np.ndarray],
+    ab: dict[str, tuple[float, float]],
+    swap_axes: bool,
+    block_rows: int,
+) -> None:
+    """Quantise ``cube`` into the DN (and error-matrix) datasets, ``block_rows`` file rows at a time.
+
+    A dask-backed cube is computed once per dask chunk along the file's row axis (all bands at once, for
+    both detectors); a numpy cube is only sliced (views).
+    """
+    ax = "x" if swap_axes else "y"
+    n = cube.sizes[ax]
+    if cube.chunks is not None:
+        edges = np.concatenate([[0], np.cumsum(cube.chunksizes[ax])]).astype(int)
+    else:
+        edges = np.array([0, n])
+    order = (1, 2, 0) if swap_axes else (0, 2, 1)  # (y, x, k) -> (rows, k, cols)
+    for c0, c1 in zip(edges[:-1], edges[1:], strict=True):
+        vals = cube.isel({ax: slice(c0, c1)}).data
+        vals = np.asarray(vals.compute() if hasattr(vals, "compute") else vals)
+        for r0 in range(c0, c1, block_rows):
+            r1 = min(r0 + block_rows, c1)
+            sub = vals[r0 - c0 : r1 - c0] if not swap_axes else vals[:, r0 - c0 : r1 - c0]
+            for d, (ds, ecube, extra) in targets.items():
+                sb = slot_band[d]
+                have = np.flatnonzero(sb >= 0)
+                q, e = _quantise(sub[:, :, sb[have]], *ab[d])
+                out = np.zeros((r1 - r0, ds.shape[1], ds.shape[2]), dtype=np.uint16)
+                out[:, have, :] = q.transpose(order)
+                ds[r0:r1] = out
+                if ecube is not None:
+                    code = np.zeros(out.shape, dtype=np.uint8)
+                    code[:, have, :] = e.transpose(order)
+                    if extra is not None:
+                        code = np.maximum(code, extra[r0:r1])
+                    ecube[r0:r1] = code
+
+
 def write_prisma_he5(
     cube: xr.DataArray | None,
     path: str | os.PathLike[str],
@@ -817,7 +862,7 @@ def write_prisma_he5(
     wavelength_tol_nm: float = 1.0,
     attrs: Mapping[str, Any] | None = None,
     omit: Iterable[str] = (),
-    block_rows: int = 128,
+    block_rows: int = 32,
 ) -> Path:
     """Write a PRISMA HDF-EOS5 product (``level`` L1, L2B, L2C or L2D) in the exact product layout.
 
@@ -853,7 +898,8 @@ def write_prisma_he5(
     omit:
         Dataset or root-attribute names to leave out (e.g. ``"SWIR_Cube"``, ``"List_Fwhm_Vnir"``), for tests.
     block_rows:
-        Rows converted per step (memory bound for dask-backed cubes).
+        File rows quantised per step (bounds the float64 temporaries; a dask-backed cube is computed once
+        per chunk along the row axis).
 
     Returns the path written (atomically, via a temporary file).
     """
@@ -1001,6 +1047,7 @@ def write_prisma_he5(
             if k not in omit:
                 f.attrs[k] = v
 
+        targets = {}
         for d in DETECTORS:
             name, ename = _cube_name(d), _err_name(level, d)
             if name in omit:
@@ -1024,24 +1071,9 @@ def write_prisma_he5(
                     ecube[...] = np.zeros(shape, dtype=np.uint8) if extra is None else extra
                 continue
             ds = f[fields].create_dataset(name, shape=shape, dtype=np.uint16)
-            sb = slot_band[d]
-            have = np.flatnonzero(sb >= 0)
-            a, b = ab[d]
-            ax = "x" if swap_axes else "y"
-            for r0 in range(0, rows, block_rows):
-                r1 = min(r0 + block_rows, rows)
-                blk = np.asarray(cube.isel({ax: slice(r0, r1), "band": sb[have]}).values)  # type: ignore[union-attr]
-                q, e = _quantise(blk, a, b)  # (y, x, k)
-                order = (1, 2, 0) if swap_axes else (0, 2, 1)  # -> (rows, k, cols)
-                out = np.zeros((r1 - r0, shape[1], cols), dtype=np.uint16)
-                out[:, have, :] = q.transpose(order)
-                ds[r0:r1] = out
-                if ecube is not None:
-                    code = np.zeros(out.shape, dtype=np.uint8)
-                    code[:, have, :] = e.transpose(order)
-                    if extra is not None:
-                        code = np.maximum(code, extra[r0:r1])
-                    ecube[r0:r1] = code
+            targets[d] = (ds, ecube, extra)
+        if targets:
+            _write_cube_blocks(cube, targets, slot_band, ab, swap_axes, block_rows)
 
         geo = f.create_group(f"{swath_l}/Geolocation Fields")
         if lat is not None and lon is not None:

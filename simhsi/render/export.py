@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,19 +34,35 @@ def cube_variable(ds: xr.Dataset) -> str:
     raise FormatError(f"the scene has no 'radiance' or 'reflectance' variable; it has {list(ds.data_vars)}")
 
 
+def _to_dn(values: np.ndarray, scale: float, offset: float, dtype: str) -> np.ndarray:
+    """Dequantised values -> their exact DN (float32 arithmetic is exact enough: |error| << 0.5 DN)."""
+    dn = (values - np.float32(offset)) * np.float32(1.0 / scale)
+    np.rint(dn, out=dn)
+    return dn.astype(dtype)
+
+
 def _pack_dn(ds: xr.Dataset, var: str) -> xr.Dataset:
-    """Set CF packing (uint DN + scale_factor/add_offset) on the cube when it is exact and lossless."""
-    attrs = ds[var].attrs
+    """Store the cube as its DN with CF ``scale_factor``/``add_offset`` when that is exact and lossless.
+
+    The DN are computed chunk by chunk here (float32) rather than by xarray's CF encoder, which would make
+    float64 copies of every chunk.
+    """
+    import dask.array as da
+
+    attrs = dict(ds[var].attrs)
     if not (attrs.get("quantized") and "dn_scale" in attrs) or int(ds.attrs.get("has_nodata", 0)):
         return ds
+    scale, offset = float(attrs.pop("dn_scale")), float(attrs.pop("dn_offset"))
+    dtype = str(attrs.pop("dn_dtype", "uint16"))
+    data = ds[var].data
+    if isinstance(data, da.Array):
+        dn = data.map_blocks(_to_dn, scale, offset, dtype, dtype=dtype)
+    else:
+        dn = _to_dn(np.asarray(data, dtype=np.float32), scale, offset, dtype)
+    attrs.update(scale_factor=np.float64(scale), add_offset=np.float64(offset),
+                 storage=f"sensor DN ({dtype}) with CF scale_factor/add_offset")
     ds = ds.copy()
-    ds[var].encoding = {
-        "dtype": str(attrs.get("dn_dtype", "uint16")),
-        "scale_factor": np.float64(attrs["dn_scale"]),
-        "add_offset": np.float64(attrs["dn_offset"]),
-    }
-    ds[var].attrs = {k: v for k, v in attrs.items() if k not in ("dn_scale", "dn_offset", "dn_dtype")}
-    ds[var].attrs["storage"] = f"sensor DN ({attrs.get('dn_dtype', 'uint16')}) with CF scale_factor/add_offset"
+    ds[var] = (ds[var].dims, dn, attrs)
     return ds
 
 
@@ -79,16 +94,24 @@ def write_scene(
         except ImportError:  # pragma: no cover - io helper module missing
             write_netcdf = None
         if write_netcdf is not None:
-            with warnings.catch_warnings():
-                # packed DN only when the scene has no NaN (has_nodata == 0): no _FillValue needed
-                warnings.filterwarnings("ignore", message=".*as an integer dtype without any _FillValue")
-                return write_netcdf(out, path, overwrite=overwrite, complevel=complevel, progress=progress)
+            return write_netcdf(out, path, overwrite=overwrite, complevel=complevel, progress=progress)
         from simhsi._atomic import atomic_path  # pragma: no cover
 
         with atomic_path(path, overwrite) as tmp:  # pragma: no cover
             out.to_netcdf(tmp, engine="netcdf4")
         return Path(path)  # pragma: no cover
     cube = ds[var]
+    if progress:
+        from tqdm.dask import TqdmCallback
+
+        with TqdmCallback(desc=f"writing {Path(path).name}"):
+            return _write_other(ds, cube, var, path, format, overwrite)
+    return _write_other(ds, cube, var, path, format, overwrite)
+
+
+def _write_other(ds: xr.Dataset, cube: xr.DataArray, var: str, path: str | os.PathLike[str], format: str,
+                 overwrite: bool) -> Path:
+    """ENVI or PRISMA HE5 writing of the cube (dask computes it chunk by chunk inside the writers)."""
     if format == "envi":
         from simhsi.io.envi import write_envi
 
@@ -111,7 +134,9 @@ def write_scene(
         scale = {f"{k}_{det}": v for det in ("Vnir", "Swir")
                  for k, v in (("ScaleFactor", 1.0 / float(a["dn_scale"])), ("Offset", -float(a["dn_offset"])))}
     elif level == "L2D" and "dn_scale" in a:
-        lo, hi = float(a["dn_offset"]), float(a["dn_offset"]) + 65535.0 * float(a["dn_scale"])
+        # back to the convention's own Min/Max (1/65535 * 65535 is 0.9999999999999999 in floating point)
+        lo = float(f"{float(a['dn_offset']):.12g}")
+        hi = float(f"{float(a['dn_offset']) + 65535.0 * float(a['dn_scale']):.12g}")
         scale = {f"L2Scale{det}{k}": v for det in ("Vnir", "Swir") for k, v in (("Min", lo), ("Max", hi))}
     sza = ds.attrs.get("sun_zenith_deg")
     res = write_prisma_he5(cube, path, level=level, overwrite=overwrite, scale=scale,

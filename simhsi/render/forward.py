@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +80,12 @@ def reflectance_to_radiance_gain(
     from simhsi.sensors.solar import solar_irradiance
 
     wl = np.asarray(wavelength_nm, dtype=np.float64)
-    try:
-        e0 = np.asarray(solar_irradiance(wl, fwhm_nm) if fwhm_nm is not None else solar_irradiance(wl), np.float64)
-    except TypeError:  # solar_irradiance(wavelength) only
-        e0 = np.asarray(solar_irradiance(wl), dtype=np.float64)
+    key = (wl.tobytes(), None if fwhm_nm is None else np.asarray(fwhm_nm, np.float64).tobytes())
+    if key not in _GAIN_CACHE:
+        if len(_GAIN_CACHE) >= 16:
+            _GAIN_CACHE.pop(next(iter(_GAIN_CACHE)))
+        _GAIN_CACHE[key] = np.asarray(solar_irradiance(wl, fwhm_nm), dtype=np.float64)
+    e0 = _GAIN_CACHE[key]
     d = earth_sun_distance_au(day_of_year)
     return e0 * math.cos(math.radians(sun_zenith_deg)) / (math.pi * d * d)
 
@@ -94,10 +98,11 @@ def block_normal(seed: int, y0: int, y1: int, x0: int, x1: int, n_bands: int, bl
     the value at a pixel does not depend on the window asked for.
     """
     out = np.empty((y1 - y0, x1 - x0, n_bands), dtype=np.float32)
+    tile = np.empty((block, block, n_bands), dtype=np.float32)  # reused: no page faults per tile
     for by in range(y0 // block, (y1 - 1) // block + 1):
         for bx in range(x0 // block, (x1 - 1) // block + 1):
             rng = np.random.default_rng(np.random.SeedSequence([int(seed), by, bx]))
-            tile = rng.standard_normal((block, block, n_bands), dtype=np.float32)
+            rng.standard_normal(dtype=np.float32, out=tile)
             ty0, tx0 = by * block, bx * block
             sy0, sy1 = max(y0, ty0), min(y1, ty0 + block)
             sx0, sx1 = max(x0, tx0), min(x1, tx0 + block)
@@ -108,10 +113,10 @@ def block_normal(seed: int, y0: int, y1: int, x0: int, x1: int, n_bands: int, bl
 # --------------------------------------------------------------------------------------------- helpers
 def resolve_sensor(sensor: Any):
     """A :class:`simhsi.sensors.Sensor` from a sensor object, a shipped name or a YAML path."""
-    if isinstance(sensor, str):
+    if isinstance(sensor, str | os.PathLike):
         from simhsi.sensors import load_sensor
 
-        return load_sensor(sensor)
+        return load_sensor(os.fspath(sensor))
     if not hasattr(sensor, "wavelength") or not hasattr(sensor, "noise"):
         raise SensorError(f"sensor must be a name, a YAML path or a simhsi.sensors.Sensor; got {type(sensor).__name__}")
     return sensor
@@ -236,10 +241,28 @@ def spectral_matrix(sensor: Any, wavelength: np.ndarray, fwhm: np.ndarray | None
     if swl.shape == wavelength.shape and np.allclose(swl, wavelength, atol=1e-6, rtol=0):
         if fwhm is None or not np.all(np.isfinite(sfw)) or np.allclose(sfw, fwhm, atol=1e-6, rtol=0):
             return np.eye(swl.size)
-    R = np.asarray(sensor.srf_matrix(wavelength, fwhm, out_of_range=out_of_range), dtype=np.float64)
-    if R.shape != (swl.size, wavelength.size):
-        raise SensorError(f"SRF matrix has shape {R.shape}, expected {(swl.size, wavelength.size)}")
+    key = (str(getattr(sensor, "name", "")), swl.tobytes(), sfw.tobytes(), wavelength.tobytes(),
+           None if fwhm is None else np.asarray(fwhm, np.float64).tobytes(), out_of_range)
+    if key in _SRF_CACHE:
+        R, caught = _SRF_CACHE[key]
+    else:
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            R = np.asarray(sensor.srf_matrix(wavelength, fwhm, out_of_range=out_of_range), dtype=np.float64)
+        caught = [(w.message, w.category) for w in rec]
+        if R.shape != (swl.size, wavelength.size):
+            raise SensorError(f"SRF matrix has shape {R.shape}, expected {(swl.size, wavelength.size)}")
+        if len(_SRF_CACHE) >= 16:
+            _SRF_CACHE.pop(next(iter(_SRF_CACHE)))
+        _SRF_CACHE[key] = (R, caught)
+    for message, category in caught:  # re-emitted on every call, cached or not
+        warnings.warn(message, category, stacklevel=3)
     return R
+
+
+#: Small cache of SRF matrices (computing one over a 1 nm library takes seconds): key -> (R, warnings).
+_SRF_CACHE: dict[tuple, tuple[np.ndarray, list]] = {}
+_GAIN_CACHE: dict[tuple, np.ndarray] = {}
 
 
 class _Quant:
@@ -269,15 +292,27 @@ class _Quant:
         self.scalar = not self.is_float
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(values)
-        v = np.where(finite, values, 0.0) * self.factor if self.factor != 1.0 else np.where(finite, values, 0.0)
-        dn = self.lq.quantize(v)
-        if self.lo_dn is not None:
-            dn = np.maximum(dn, np.asarray(self.lo_dn, dtype=dn.dtype))
-        out = np.asarray(self.lq.dequantize(dn), dtype=np.float32)
+        """Quantise + dequantise (float64, in place on one copy): the sensor's formulas, NaN kept."""
+        if self.is_float:
+            return np.asarray(values, dtype=self.dtype).astype(np.float32)
+        lq = self.lq
+        lo, hi = lq.dn_range
+        v = np.array(values, dtype=np.float64)
         if self.factor != 1.0:
-            out = (out / np.float32(self.factor)).astype(np.float32)
-        return np.where(finite, out, np.float32(np.nan))
+            v *= self.factor
+        v += lq.offset
+        v *= lq.scale
+        np.rint(v, out=v)
+        np.clip(v, lo if self.lo_dn is None else self.lo_dn, hi, out=v)  # NaN stays NaN
+        v /= lq.scale  # = LevelQuantization.dequantize
+        v -= lq.offset
+        if self.factor != 1.0:
+            v /= self.factor
+        return v.astype(np.float32)
+
+
+#: Elements (pixels x bands) processed at once inside a chunk: bounds the temporaries (~8 bytes each).
+SLAB_ELEMENTS = 2_000_000
 
 
 def _render_block(
@@ -293,28 +328,39 @@ def _render_block(
     noisy: bool,
     block_info: dict | None = None,
 ) -> np.ndarray:
-    """One (p, h, w) abundance chunk -> (h, w, n_bands) float32 cube chunk."""
+    """One (p, h, w) abundance chunk -> (h, w, n_bands) float32 cube chunk (processed in row slabs)."""
     p, h, w = a.shape
     nb = E_s.shape[0]
-    refl = (a.reshape(p, h * w).T @ E_s.T).reshape(h, w, nb).astype(np.float32, copy=False)
-    if not noisy:
-        out = refl * gain if level == "L1" else refl
-        return out.astype(np.float32, copy=False)
-    radiance = refl * gain  # W m-2 sr-1 um-1
-    if noise_model is not None:
-        sig = np.asarray(noise_model.sigma(radiance * W_M2_UM_TO_UW_CM2_NM, band_axis=-1), dtype=np.float32)
-        sig *= np.float32(1.0 / W_M2_UM_TO_UW_CM2_NM / snr_scale)  # back to W m-2 sr-1 um-1
+    out = np.empty((h, w, nb), dtype=np.float32)
+    z = None
+    if noisy and noise_model is not None:
         (_, (y0, y1), (x0, x1)) = block_info[0]["array-location"]
         z = block_normal(seed, y0, y1, x0, x1, nb)
+    E_t = np.ascontiguousarray(E_s.T, dtype=np.float32)  # (p, nb)
+    inv_gain = (np.float32(1.0) / gain).astype(np.float32)
+    sig_scale = np.float32(1.0 / W_M2_UM_TO_UW_CM2_NM / snr_scale)
+    rows = max(1, SLAB_ELEMENTS // max(1, w * nb))
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        n = (r1 - r0) * w
+        refl = (a[:, r0:r1, :].reshape(p, n).T @ E_t).reshape(r1 - r0, w, nb)  # float32
         if level == "L1":
-            out = radiance + sig * z
+            val = refl * gain  # W m-2 sr-1 um-1
         else:
-            out = refl + (sig / gain) * z
-    else:
-        out = radiance if level == "L1" else refl
-    if quant is not None:
-        out = quant.apply(out)
-    return out.astype(np.float32, copy=False)
+            val = refl
+        if z is not None:
+            radiance = val if level == "L1" else refl * gain
+            sig = np.asarray(noise_model.sigma(radiance * np.float32(W_M2_UM_TO_UW_CM2_NM), band_axis=-1),
+                             dtype=np.float32)
+            sig *= sig_scale  # back to W m-2 sr-1 um-1, divided by snr_scale
+            if level == "L2":
+                sig *= inv_gain  # radiance noise -> reflectance noise
+            sig *= z[r0:r1]
+            val = val + sig
+        if quant is not None:
+            val = quant.apply(val)
+        out[r0:r1] = val
+    return out
 
 
 def _chunks_tuple(chunks: Any) -> tuple[int, int]:
@@ -474,6 +520,8 @@ def render_scene(
     noise_desc = "off"
     if noise:
         noise_desc = f"{getattr(sen.noise, 'kind', type(sen.noise).__name__)}; sigma/{float(snr_scale):g}"
+        if getattr(sen.noise, "placeholder", False):
+            noise_desc += "; PLACEHOLDER coefficients (see the sensor definition)"
         if lv == "L2":
             noise_desc += "; propagated from radiance to reflectance"
     var_attrs: dict[str, Any] = {

@@ -50,7 +50,7 @@ _REQUIRED_PARAMS = {
 }
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Sensor:
     """A sensor model: bands, spatial sampling, PSF, noise and DN conventions.
 
@@ -80,6 +80,11 @@ class Sensor:
     srf_wavelength: np.ndarray | None = None
     srf_values: np.ndarray | None = None
     source: str = ""
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (f"Sensor({self.name!r}: {self.n_bands} bands {self.wavelength.min():.1f}-{self.wavelength.max():.1f} nm, "
+                f"GSD {self.gsd_m:g} m, noise {self.noise.kind})")
 
     @property
     def n_bands(self) -> int:
@@ -123,8 +128,13 @@ class Sensor:
         """
         from simhsi.sensors.solar import solar_table
 
-        tw, te = solar_table()
-        return self.srf_matrix(tw, out_of_range="ignore") @ te
+        key = (self.wavelength.tobytes(), self.fwhm.tobytes())
+        cached = self._cache.get("e0")
+        if cached is None or cached[0] != key:
+            tw, te = solar_table()
+            cached = (key, self.srf_matrix(tw, out_of_range="ignore") @ te)
+            self._cache["e0"] = cached
+        return cached[1].copy()
 
     def select_bands(self, index) -> Sensor:
         """A copy keeping some bands (boolean mask or integer indices), e.g. ``s.select_bands(~s.bad_band)``."""
@@ -132,6 +142,7 @@ class Sensor:
         import copy
 
         out = copy.copy(self)
+        out._cache = {}
         out.wavelength = self.wavelength[idx]
         out.fwhm = self.fwhm[idx]
         out.band_names = [self.band_names[i] for i in idx]
@@ -203,8 +214,9 @@ def load_sensor(name_or_path: str | os.PathLike[str]) -> Sensor:
     Raises :class:`SensorError` for an unknown name (listing the known ones) or an invalid definition
     (naming every bad field in one message).
     """
-    import yaml
     from importlib.resources import files
+
+    import yaml
 
     if isinstance(name_or_path, Sensor):
         return name_or_path
@@ -423,15 +435,20 @@ def _build(doc: Any, opener, source: str) -> Sensor:
         if not all(p in out for p in _REQUIRED_PARAMS[kind]) or not n:
             return None
         units = str(nd.get("units", "uW cm-2 sr-1 nm-1"))
+        from simhsi.errors import ParameterError
         from simhsi.sensors.units import radiance_factor
 
         try:
             f = radiance_factor(units, "uW cm-2 sr-1 nm-1")
-        except SensorError:
-            raise
-        except Exception:
+        except ParameterError:
             errors.append(f"{key}.units: unknown radiance unit {units!r}")
             return None
+        if kind == "snr_polynomial":
+            try:
+                radiance_factor(str(nd.get("poly_units", "uW cm-2 sr-1 nm-1")), "uW cm-2 sr-1 nm-1")
+            except ParameterError:
+                errors.append(f"{key}.poly_units: unknown radiance unit {nd.get('poly_units')!r}")
+                return None
         if f != 1.0 and kind == "parametric":  # sigma and L scale together: a*sqrt(b+L)+c
             out["a"] = out["a"] * np.sqrt(f)
             out["b"] = out["b"] * f

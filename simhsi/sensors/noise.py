@@ -81,49 +81,32 @@ class NoiseModel:
                 f"radiance has {nb} bands along axis {band_axis} but the noise model has {self.n_bands}"
             )
 
-        def p(k: str) -> np.ndarray:
-            return self._p(k, band_axis, ndim)
+        dt = getattr(L, "dtype", np.dtype(np.float64))
+        dt = dt if dt in (np.float32, np.float64) else np.dtype(np.float64)  # keep float32 inputs float32
 
-        xp_abs, xp_sqrt, xp_max, xp_where = abs, np.sqrt, np.maximum, np.where
+        def p(k: str) -> np.ndarray:
+            return self._p(k, band_axis, ndim).astype(dt)
+
         if self.kind == "parametric":
-            s = xp_abs(p("a") * xp_sqrt(xp_max(p("b") + L, 1e-5)) + p("c"))
+            s = abs(p("a") * np.sqrt(np.maximum(p("b") + L, 1e-5)) + p("c"))
         elif self.kind == "constant_snr":
-            s = xp_abs(L) / p("snr")
+            s = abs(L) / p("snr")
         elif self.kind == "snr_reference":
             sref = p("lref") / p("snr")
             fr = p("read_fraction")
-            s = sref * xp_sqrt(xp_max(fr + (1.0 - fr) * L / p("lref"), 0.0))
-        else:  # snr_polynomial
-            f = radiance_factor(UW_CM2_SR_NM, self.poly_units)
-            Lp = L * f
+            s = sref * np.sqrt(np.maximum(fr + (1.0 - fr) * L / p("lref"), 0.0))
+        else:  # snr_polynomial, L' in the polynomial's own unit
+            Lp = L * radiance_factor(UW_CM2_SR_NM, self.poly_units)
             snr = p("p0") + p("p1") * Lp + p("p2") * Lp**2
-            if "gain_threshold" in self.params:
-                thr = self.params["gain_threshold"]
-                has = np.isfinite(thr)
+            if "gain_threshold" in self.params:  # low-gain polynomial at and above the threshold
+                thr = self._p("gain_threshold", band_axis, ndim)
                 low = p("lowgain_p0") + p("lowgain_p1") * Lp + p("lowgain_p2") * Lp**2
-                use_low = (Lp >= self._p_safe("gain_threshold", band_axis, ndim)) & self._p_mask(
-                    has, band_axis, ndim
-                )
-                snr = xp_where(use_low, low, snr)
-            # fits over little signal can give SNR <= 0: floor at 1 (sigma = L)
-            s = xp_abs(L) / xp_max(snr, 1.0)
+                snr = np.where(Lp >= np.nan_to_num(thr, nan=np.inf), low, snr)
+            # fits over little signal can give SNR <= 0 far from their radiance range: floor at 1 (sigma = L)
+            s = abs(L) / np.maximum(snr, 1.0)
         if n_average != 1.0:
             s = s / np.sqrt(float(n_average))
         return s
-
-    def _p_safe(self, key: str, band_axis: int, ndim: int) -> np.ndarray:
-        v = np.nan_to_num(self.params[key], nan=np.inf)
-        shape = [1] * ndim
-        if ndim:
-            shape[band_axis] = v.size
-        return v.reshape(shape) if ndim else v
-
-    @staticmethod
-    def _p_mask(mask: np.ndarray, band_axis: int, ndim: int) -> np.ndarray:
-        shape = [1] * ndim
-        if ndim:
-            shape[band_axis] = mask.size
-        return mask.reshape(shape) if ndim else mask
 
     def snr(self, radiance, band_axis: int = -1):
         """Signal-to-noise ratio L / σ(L) for radiance in µW cm⁻² sr⁻¹ nm⁻¹."""

@@ -71,6 +71,18 @@ class LevelQuantization:
         v = dn.astype(np.float64) / self.scale - self.offset
         return v.astype(np.float32)
 
+    def with_min_max(self, vmin: float, vmax: float) -> LevelQuantization:
+        """A copy mapping [vmin, vmax] to the full DN range (e.g. a PRISMA product's L2ScaleMin/Max)."""
+        import dataclasses
+
+        if not (np.isfinite(vmin) and np.isfinite(vmax) and vmax > vmin):
+            raise ParameterError(f"need finite min < max; got {vmin!r}, {vmax!r}")
+        if self.is_float:
+            raise ParameterError(f"level {self.level} is stored as {self.dtype}; it has no DN range")
+        hi = self.dn_range[1]
+        return dataclasses.replace(self, scale=hi / (vmax - vmin), offset=-float(vmin) + 0.0,
+                                   min=float(vmin), max=float(vmax))
+
     def describe(self) -> dict[str, object]:
         d = {"quantity": self.quantity, "units": self.units, "scale": self.scale, "offset": self.offset,
              "bits": self.bits, "dtype": self.dtype, "provenance": self.provenance}
@@ -138,7 +150,7 @@ def level_from_dict(level: str, d: dict, errors: list[str], where: str) -> Level
                 errors.append(f"{where}.min/max: must be numbers with max > min, got {vmin!r}/{vmax!r}")
             else:
                 scale = (2**bits - 1) / (vmax - vmin)
-                offset = -vmin
+                offset = -float(vmin) + 0.0
         elif not isinstance(scale, int | float) or isinstance(scale, bool) or not scale > 0:
             errors.append(f"{where}.scale: must be a positive number (or give min and max), got {scale!r}")
         if not isinstance(offset, int | float) or isinstance(offset, bool):

@@ -37,24 +37,27 @@ def solar_table() -> tuple[np.ndarray, np.ndarray]:
 def solar_irradiance(wavelength_nm, fwhm_nm=None) -> np.ndarray:
     """Solar irradiance (W m⁻² µm⁻¹, TOA, 1 AU) averaged over Gaussian bands at ``wavelength_nm``.
 
-    ``fwhm_nm`` (nm, scalar or per band) is each band's width. When omitted, each wavelength is taken as
-    the centre of a band as wide as the local spacing of ``wavelength_nm`` (at least 1 nm), which avoids
-    picking single Fraunhofer lines from the 0.1 nm table. Table range 350-2499.9 nm: bands reaching past it
+    ``fwhm_nm`` (nm, scalar or per band) is each band's width. When omitted (or NaN for a band), each
+    wavelength is taken as the centre of a band as wide as the local spacing of ``wavelength_nm`` (at least
+    1 nm), which avoids picking single Fraunhofer lines from the 0.1 nm table. For sensors with tabulated
+    SRFs (Sentinel-2) prefer :meth:`simhsi.sensors.Sensor.solar_irradiance`, which uses the real curves. Table range 350-2499.9 nm: bands reaching past it
     are averaged over the part inside; centres more than one FWHM outside raise ParameterError.
     """
     wl = np.atleast_1d(np.asarray(wavelength_nm, dtype=np.float64))
     if wl.ndim != 1 or not np.all(np.isfinite(wl)):
         raise ParameterError("wavelength_nm must be a 1-D array of finite values (nm)")
     tw, te = solar_table()
+    if wl.size > 1:
+        srt = np.sort(wl)
+        default = np.maximum(np.interp(wl, srt, np.gradient(srt)), 1.0)
+    else:
+        default = np.ones(1)
     if fwhm_nm is None:
-        if wl.size > 1:
-            s = np.sort(wl)
-            sp = np.gradient(s)
-            fw = np.maximum(np.interp(wl, s, sp), 1.0)
-        else:
-            fw = np.ones(1)
+        fw = default
     else:
         fw = np.broadcast_to(np.asarray(fwhm_nm, dtype=np.float64), wl.shape).copy()
+        unknown = ~(np.isfinite(fw) & (fw > 0))  # e.g. NaN for tabulated SRFs: use the default width
+        fw[unknown] = default[unknown]
     # bands reaching past the table ends are averaged over the part inside (the spectrum is smooth
     # there); a centre more than one FWHM outside the table is an error
     out = (wl < tw[0] - fw) | (wl > tw[-1] + fw)

@@ -77,12 +77,12 @@ def check_range(
     more = f" and {bad.size - 4} more" if bad.size > 4 else ""
     msg = (
         f"{bad.size} sensor band(s) reach outside the source wavelength range {src_min:.1f}-{src_max:.1f} nm "
-        f"({what}): {ex}{more}. Use a library/source covering them, drop these bands, or pass "
-        f"out_of_range='warn' to truncate their responses"
+        f"({what}): {ex}{more}"
     )
     if out_of_range == "error":
-        raise SensorError(msg)
-    warnings.warn(msg, stacklevel=3)
+        raise SensorError(msg + ". Use a library/source covering them, drop these bands "
+                          "(Sensor.select_bands), or pass out_of_range='warn' to truncate their responses")
+    warnings.warn(msg + "; their responses are truncated to the source range", stacklevel=3)
 
 
 def gaussian_srf_matrix(

@@ -117,13 +117,19 @@ def prepare(cube: xr.DataArray, n_endmembers: int, owner: str = "unmixing",
     return Prepared(Y=Yt.T, mask=pix_ok.reshape(h, w), band_index=band_index, scale=scale, shape_yx=(h, w))
 
 
-def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, chunk: int = 65_536) -> float:
-    """sqrt(mean((Y − E·A)²)) over all entries, computed in pixel chunks (Y: B × N, E: B × p, A: p × N)."""
+def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, chunk: int = 16_384) -> float:
+    """sqrt(mean((Y − E·A)²)) over all entries, computed in pixel chunks (Y: B × N, E: B × p, A: p × N).
+
+    The residual is formed in Y's dtype (float32 data: float32 residual) and summed in float64.
+    """
     B, N = Y.shape
+    Yt = Y.T  # pixel-major: contiguous rows for the (transposed) matrices made by prepare()
+    Et = E.T.astype(Y.dtype, copy=False) if Y.dtype.kind == "f" else E.T
     total = 0.0
     for s in range(0, N, chunk):
-        r = np.asarray(Y[:, s:s + chunk], dtype=np.float64) - E @ A[:, s:s + chunk]
-        total += float(np.einsum("ij,ij->", r, r))
+        r = (Yt[s:s + chunk] - A[:, s:s + chunk].T.astype(Et.dtype, copy=False) @ Et).ravel()
+        r64 = r.astype(np.float64, copy=False)
+        total += float(np.dot(r64, r64))
     return float(np.sqrt(total / max(B * N, 1)))
 
 

@@ -23,16 +23,22 @@ Gibbs sweep (all conditionals sampled exactly, so no Metropolis step is needed):
 Estimates are the MMSE (posterior means) of M and A over the samples after burn-in. Defaults as
 HySUPP's wrapper of the authors' code (100 samples, burn-in 33, prior variance s² = 10 in units of the
 max-scaled data) except the initialisation: N-FINDR as in the paper (HySUPP uses VCA, available as
-``init="vca"``; on Jasper Ridge the chain stays near its start, and VCA starts 8° worse). Big scenes: the sampler runs on a seeded random sample of
-at most ``max_pixels`` pixels; abundances of every pixel are then FCLS with the MMSE endmembers.
+``init="vca"``; on Jasper Ridge the chain stays near its start, and VCA starts 8° worse). Big scenes:
+the sampler runs on a seeded random sample of at most ``max_pixels`` pixels; abundances of every pixel
+are then FCLS with the MMSE endmembers.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simhsi.errors import check_param
 from simhsi.unmixing._base import Prepared, Unmixer, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
 
 
 def truncated_normal(
@@ -285,7 +291,8 @@ class BayesianUnmixer(Unmixer):
             A = fcls(Y, E)
         return E, A
 
-    def fit(self, cube, progress: bool = False):  # noqa: D102 - adds the sampler summary to the attrs
+    def fit(self, cube: xr.DataArray, progress: bool = False) -> xr.Dataset:
+        """Unmix ``cube``; the result attrs also record the noise variance and estimator."""
         ds = super().fit(cube, progress=progress)
         ds.attrs["noise_variance"] = float(self.sigma2_) * float(ds.attrs["scale"]) ** 2
         ds.attrs["n_fit_pixels"] = int(self.n_fit_pixels_)

@@ -10,7 +10,7 @@ as ``Y``). Randomness comes only from the ``rng`` argument (a ``numpy.random.Gen
   minimum-volume simplex with a soft (hinge) positivity constraint.
 
 Large scenes: the subspaces (SVD of the B × B correlation) are estimated on a random sample of at most
-``max_subspace_pixels`` pixels (default 200,000); every pixel is then projected (in chunks) so the
+``max_subspace_pixels`` pixels (default 100,000); every pixel is then projected (in chunks) so the
 extreme-pixel searches of VCA and N-FINDR see the whole scene. SISAL fits on at most ``max_pixels``.
 """
 
@@ -50,14 +50,17 @@ def _sample_columns(Y: np.ndarray, max_pixels: int | None, rng: np.random.Genera
 
 
 def _project(U: np.ndarray, Y: np.ndarray, shift: np.ndarray | None = None, chunk: int = CHUNK) -> np.ndarray:
-    """Uᵀ (Y − shift) computed in pixel chunks (float64 result, d × N)."""
+    """Uᵀ (Y − shift) computed in pixel chunks (float64 result, d × N).
+
+    float32 data are multiplied in float32 (no per-chunk conversion; relative error ~1e-7).
+    """
     d, N = U.shape[1], Y.shape[1]
     out = np.empty((d, N))
+    Ut = U.T.astype(np.float32) if Y.dtype == np.float32 else U.T
     for s in range(0, N, chunk):
-        blk = np.asarray(Y[:, s:s + chunk], dtype=np.float64)
-        if shift is not None:
-            blk = blk - shift[:, None]
-        out[:, s:s + chunk] = U.T @ blk
+        out[:, s:s + chunk] = Ut @ Y[:, s:s + chunk]
+    if shift is not None:
+        out -= (U.T @ shift)[:, None]
     return out
 
 
@@ -69,7 +72,7 @@ def _top_eigvecs(S: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def estimate_snr(Y: np.ndarray, p: int, *, rng: np.random.Generator | None = None,
-                 max_pixels: int | None = 200_000) -> float:
+                 max_pixels: int | None = 100_000) -> float:
     """SNR of the data (dB) as estimated by VCA: signal power in the p-dim subspace vs the rest.
 
     ``SNR = 10·log10((P_x − p/B·P_y) / (P_y − P_x))`` with P_y the mean power of the pixels and
@@ -80,11 +83,10 @@ def estimate_snr(Y: np.ndarray, p: int, *, rng: np.random.Generator | None = Non
     Ys = _sample_columns(np.asarray(Y), max_pixels, rng)
     B, N = Ys.shape
     mean = Ys.mean(axis=1)
-    Yo = Ys - mean[:, None]
-    U, _ = _top_eigvecs(Yo @ Yo.T / N, p)
-    xp = U.T @ Yo
-    p_y = float(np.sum(Ys**2) / N)
-    p_x = float(np.sum(xp**2) / N + mean @ mean)
+    R = Ys @ Ys.T / N
+    _, w = _top_eigvecs(R - np.outer(mean, mean), p)
+    p_y = float(np.trace(R))
+    p_x = float(np.sum(w) + mean @ mean)
     num, den = p_x - p / B * p_y, p_y - p_x
     if den <= 0:
         return float("inf")
@@ -94,7 +96,7 @@ def estimate_snr(Y: np.ndarray, p: int, *, rng: np.random.Generator | None = Non
 
 
 def affine_subspace(Y: np.ndarray, d: int, *, rng: np.random.Generator | None = None,
-                    max_pixels: int | None = 200_000) -> tuple[np.ndarray, np.ndarray]:
+                    max_pixels: int | None = 100_000) -> tuple[np.ndarray, np.ndarray]:
     """Mean (B,) and the ``d`` leading principal directions (B × d) of the pixels (PCA, sampled)."""
     rng = np.random.default_rng(0) if rng is None else rng
     Ys = _sample_columns(np.asarray(Y), max_pixels, rng)
@@ -113,7 +115,7 @@ def vca(
     *,
     rng: np.random.Generator | None = None,
     snr_input: float | None = None,
-    max_subspace_pixels: int | None = 200_000,
+    max_subspace_pixels: int | None = 100_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertex Component Analysis (Nascimento & Bioucas-Dias 2005).
 
@@ -144,26 +146,21 @@ def vca(
     Ys = _sample_columns(Y, max_subspace_pixels, rng)
     ns = Ys.shape[1]
     mean = Ys.mean(axis=1)
+    R = Ys @ Ys.T / ns  # correlation; the covariance is R − mean·meanᵀ (one pass over the sample)
+    del Ys
+    C = R - np.outer(mean, mean)
+    U_o, w_o = _top_eigvecs(C, p)
     if snr_input is None:
-        Yo = Ys - mean[:, None]
-        U_o, _ = _top_eigvecs(Yo @ Yo.T / ns, p)
-        xp = U_o.T @ Yo
-        p_y = float(np.sum(Ys**2) / ns)
-        p_x = float(np.sum(xp**2) / ns + mean @ mean)
+        p_y = float(np.trace(R))  # mean pixel power
+        p_x = float(np.sum(w_o) + mean @ mean)  # power in the p-dim principal subspace, plus the mean
         num, den = p_x - p / B * p_y, p_y - p_x
         snr = float("inf") if den <= 0 else (float("-inf") if num <= 0 else 10 * np.log10(num / den))
-        del Yo, xp
     else:
         snr = float(snr_input)
-        U_o = None
     snr_th = 15 + 10 * np.log10(p)
 
     if snr < snr_th:  # low SNR: project onto the (p-1)-dim affine subspace, lift with a constant
         d = p - 1
-        if U_o is None:
-            Yo = Ys - mean[:, None]
-            U_o, _ = _top_eigvecs(Yo @ Yo.T / ns, p)
-            del Yo
         U = U_o[:, :d]
         x = _project(U, Y, mean)  # d × N
         c = float(np.sqrt(np.max(np.sum(x**2, axis=0))))
@@ -173,7 +170,7 @@ def vca(
             return U @ x[:, idx] + mean[:, None]
     else:  # high SNR: project onto the p-dim linear subspace, then onto the hyperplane uᵀx = 1
         d = p
-        U, _ = _top_eigvecs(Ys @ Ys.T / ns, d)
+        U, _ = _top_eigvecs(R, d)
         x = _project(U, Y)  # p × N
         u = x.mean(axis=1)
         denom = u @ x
@@ -212,7 +209,7 @@ def nfindr(
     rng: np.random.Generator | None = None,
     init: str = "random",
     max_iter: int = 20,
-    max_subspace_pixels: int | None = 200_000,
+    max_subspace_pixels: int | None = 100_000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """N-FINDR (Winter 1999): the p pixels spanning the largest simplex in the (p−1)-dim PCA space.
 
@@ -282,8 +279,8 @@ def sisal(
     p: int,
     *,
     rng: np.random.Generator | None = None,
-    tau: float = 10.0,
-    mu: float | None = None,
+    tau: float = 1e-6,
+    mu: float | None = 1.0,
     mm_iters: int = 40,
     al_iters: int = 4,
     final_al_iters: int = 100,
@@ -298,8 +295,10 @@ def sisal(
     Each of the ``mm_iters`` outer steps linearises −log|det Q| at the current Q (plus a small proximal
     term ``lam_quad``) and runs ``al_iters − 1`` split augmented Lagrangian (ADMM) steps on Z = QY; the
     last outer step runs ``final_al_iters``. A step that increases the true objective is halved back
-    toward the previous Q (line search). Defaults follow HySUPP's Python port (τ = 10,
-    µ = 1000·p/N, 40 outer steps, 4 inner, no spherization, VCA start).
+    toward the previous Q (line search). Defaults follow HySUPP's Python SISAL at the commit whose scores
+    are the project's anchors (BehnoodRasti/HySUPP cb7d633): τ = 1e-6, µ = 1, 40 outer steps, 4 inner,
+    no spherization, VCA start. (An earlier HySUPP commit used τ = 10, µ = 1000·p/N: pass
+    ``mu=None`` for µ = 1000·p/N.)
 
     ``max_pixels``: fit on a random sample of at most this many pixels (None: all). Returns E (B × p).
     """

@@ -13,6 +13,7 @@ from simhsi.diffusion.model import (
     channel_mask,
     class_label,
     downsample_factor,
+    export_model,
     load_model,
     make_meta,
     null_label,
@@ -124,3 +125,16 @@ def test_load_model_errors(tiny, tmp_path):
     shutil.rmtree(d / "scheduler")
     with pytest.raises(ModelError, match="incomplete"):
         load_model(d)
+
+
+def test_export_model_keeps_what_sampling_needs(tiny, tmp_path):
+    import torch
+
+    cfg, unet, sched, meta = tiny
+    save_model(tmp_path / "m", unet, None, sched, meta, cfg)
+    (tmp_path / "m" / "checkpoints").mkdir()
+    d = export_model(tmp_path / "m", tmp_path / "ship")
+    assert sorted(p.name for p in d.iterdir()) == ["config.yaml", "scheduler", "simhsi_model.json", "unet_ema"]
+    assert torch.equal(next(load_model(d, device="cpu").unet.parameters()), next(unet.parameters()))
+    with pytest.raises(ModelError, match="unet/config.json"):
+        load_model(d, ema=False)

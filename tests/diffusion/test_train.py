@@ -183,6 +183,17 @@ def test_bad_inputs(runs, tmp_path):
             del os.environ["WORLD_SIZE"]
 
 
+def test_bf16_autocast_path_runs(runs, tmp_path):
+    """The bf16 autocast path (default on CUDA) also runs on CPU when asked for."""
+    from simhsi.diffusion.data import load_scenes
+    from simhsi.diffusion.train import train
+
+    _, files, cfg, _ = runs
+    c = cfg.replace(mixed_precision="bf16", steps=1, sample_every=0)
+    r = train(c, load_scenes(files, c), tmp_path / "bf16", progress=False)
+    assert r.step == 1 and np.isfinite(r.final_loss)
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_match_single_process(runs, tmp_path):
     """torchrun with 2 gloo ranks gives the same weights as one process (same global batch, no dropout)."""

@@ -12,14 +12,24 @@ from simhsi.io import detect_format, open_cube
 from simhsi.io.mat import load_mat, read_mat_abundances, read_mat_cube, read_mat_ground_truth
 
 
-def _write_v73(path, variables: dict[str, np.ndarray]) -> None:
-    """A MATLAB v7.3 file: HDF5 with a 512-byte MATLAB header, arrays stored transposed."""
+def _write_v73(path, variables: dict[str, np.ndarray], cells: dict[str, list[str]] | None = None) -> None:
+    """A MATLAB v7.3 file: HDF5 with a 512-byte MATLAB header, arrays stored transposed, cell
+    arrays of strings (column cells) as object references into ``#refs#``."""
     import h5py
 
     with h5py.File(path, "w", userblock_size=512) as f:
         for k, v in variables.items():
             ds = f.create_dataset(k, data=np.asarray(v).T)
             ds.attrs["MATLAB_class"] = np.bytes_({"f": "double", "u": "uint16"}[np.asarray(v).dtype.kind])
+        refs = f.create_group("#refs#")
+        for k, strings in (cells or {}).items():
+            handles = []
+            for i, text in enumerate(strings):
+                ch = refs.create_dataset(f"{k}{i}", data=np.array([[ord(c)] for c in text], dtype=np.uint16))
+                ch.attrs["MATLAB_class"] = np.bytes_("char")
+                handles.append(ch.ref)
+            cell = f.create_dataset(k, data=np.array([handles], dtype=h5py.ref_dtype))
+            cell.attrs["MATLAB_class"] = np.bytes_("cell")
     header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created by simhsi tests HDF5 schema 1.00 ."
     with open(path, "r+b") as fh:
         fh.write(header.ljust(116) + b"\x00" * 8 + b"\x00\x02IM" + b"\x00" * (512 - 128))
@@ -45,6 +55,17 @@ def test_jasper_layout_v5_and_v73(tmp_path):
     assert back.chunks[0] == (50, 50)
     np.testing.assert_array_equal(back.values, cube.values)
     np.testing.assert_array_equal(back.wavelength.values, cube.wavelength.values)
+
+
+def test_v73_ground_truth_with_cell_names(tmp_path):
+    src = sio.loadmat(data_path("jasper_ridge", "jasperRidge2_end4.mat"))
+    v73 = tmp_path / "end4_73.mat"
+    _write_v73(v73, {"M": src["M"], "A": src["A"]}, cells={"cood": ["1-tree", "2-water", "3-dirt", "4-road"]})
+    gt = read_mat_ground_truth(v73)
+    ref = read_mat_ground_truth(data_path("jasper_ridge", "jasperRidge2_end4.mat"))
+    assert list(gt.endmember.values) == ["tree", "water", "dirt", "road"]
+    np.testing.assert_array_equal(gt.abundances.values, ref.abundances.values)
+    np.testing.assert_array_equal(gt.endmembers.values, ref.endmembers.values)
 
 
 def test_samson_cube_and_ground_truth():

@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simhsi.conventions import make_abundances
 from simhsi.errors import DataError, FormatError, InputFileError, OutputError
@@ -58,7 +60,7 @@ def test_dask_written_chunk_by_chunk_with_matching_nc_chunks(tmp_path):
     ab = make_abundances(da.from_array(a, chunks=(3, 8, 12)), ["soil", "tree", "water"])
     mask = xr.DataArray(rng.random((20, 24)) > 0.5, dims=("y", "x"))
     ds = xr.Dataset({"abundances": ab, "mask": mask}, attrs={"method": "test", "seed": 0})
-    out = write_netcdf(ds, tmp_path / "a.nc", progress=False)
+    out = write_netcdf(ds, tmp_path / "a.nc", progress=True)
     back = open_dataset(out, chunks=None)
     enc = back.abundances.encoding
     assert enc["zlib"] and enc["complevel"] == 4
@@ -123,3 +125,31 @@ def test_read_errors(tmp_path, mixture):
         read_netcdf_cube(s)
     with pytest.raises(FormatError, match="no variable 'radiance'"):
         read_netcdf_cube(good, variable="radiance")
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 4)),
+    dtype=st.sampled_from(["float32", "float64", "int16", "uint8", "bool"]),
+    chunk=st.one_of(st.none(), st.integers(1, 4)),
+    seed=st.integers(0, 2**16),
+)
+def test_round_trip_property(shape, dtype, chunk, seed):
+    """Any small cube of a NetCDF-storable dtype comes back identical, dask-chunked or not."""
+    import tempfile
+    from pathlib import Path
+
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(size=shape) * 50
+    data = raw > 0 if dtype == "bool" else raw.astype(dtype)
+    if dtype.startswith("float"):
+        data[rng.random(shape) < 0.2] = np.nan
+    cube = xr.DataArray(data, dims=("y", "x", "band"), name="cube",
+                        coords={"wavelength": ("band", np.linspace(400, 900, shape[2]))})
+    with tempfile.TemporaryDirectory() as d:
+        path = write_netcdf(cube if chunk is None else cube.chunk({"y": chunk}), Path(d) / "p.nc", chunks=chunk)
+        back = open_dataset(path, chunks=None)
+        assert back.cube.dtype == cube.dtype
+        np.testing.assert_array_equal(back.cube.values, cube.values)
+        back.close()
+        assert os.listdir(d) == ["p.nc"]

@@ -24,6 +24,7 @@ from simhsi.io.prisma import (
 )
 
 LISTS = default_band_lists()
+F32 = 2.5e-7  # values are evaluated in float32: about 2 ulp of the exact formula
 DATA = "HDFEOS/SWATHS/PRS_L1_HCO/Data Fields"
 
 
@@ -105,9 +106,10 @@ def test_l1_exact_values_fill_and_error_matrix(tmp_path):
     bv = int(np.flatnonzero((c["detector"].values == "VNIR") & (c["slot"].values == vs))[0])
     bs = int(np.flatnonzero((c["detector"].values == "SWIR") & (c["slot"].values == ss))[0])
     v = c.isel(band=[bv, bs]).values
-    for y, x in [(0, 0), (10, 17), (19, 29), (5, 7)]:
-        assert v[y, x, 0] == np.float32(dn["VNIR"][y, vs, x] / 50.0 - 0.25)
-    assert v[2, 3, 1] == np.float32(dn["SWIR"][2, ss, 3] / 200.0)
+    pts = [(0, 0), (10, 17), (19, 29), (5, 7)]
+    want = [dn["VNIR"][y, vs, x] / 50.0 - 0.25 for y, x in pts]  # DN / ScaleFactor - Offset
+    np.testing.assert_allclose([v[y, x, 0] for y, x in pts], want, rtol=F32, atol=0)
+    assert v[2, 3, 1] == np.float32(dn["SWIR"][2, ss, 3] / 200.0)  # one float32 division: correctly rounded
     assert np.isnan(v[3, 4, 0]) and np.isnan(v[5, 6, 0]) and np.isfinite(v[5, 7, 0])
     assert np.isnan(v[7, 8, 1]) and np.isnan(v[7, 9, 1]) and np.isfinite(v[7, 10, 1])
     assert np.isnan(v).sum() == 4
@@ -128,9 +130,10 @@ def test_l2d_exact_values_min_max_scaling(tmp_path):
     v = c.isel(band=[bv, bs]).values
     lo, hi = np.float32(0.01), np.float32(0.285101)  # stored as float32 attributes, like the products
     smax = np.float32(0.958448)
-    for y, x in [(0, 0), (11, 13), (19, 29)]:
-        assert v[y, x, 0] == np.float32(float(lo) + dn["VNIR"][y, vs, x] / 65535.0 * (float(hi) - float(lo)))
-        assert v[y, x, 1] == np.float32(dn["SWIR"][y, ss, x] / 65535.0 * float(smax))
+    for y, x in [(0, 0), (11, 13), (19, 29)]:  # Min + DN / 65535 * (Max - Min)
+        want = float(lo) + dn["VNIR"][y, vs, x] / 65535.0 * (float(hi) - float(lo))
+        assert v[y, x, 0] == pytest.approx(want, rel=F32, abs=0)
+        assert v[y, x, 1] == pytest.approx(dn["SWIR"][y, ss, x] / 65535.0 * float(smax), rel=F32, abs=0)
 
 
 def test_default_scale_attrs_are_the_real_ones():
@@ -209,7 +212,7 @@ def test_l2d_georeferencing(tmp_path, swap, corner):
     b = int(np.flatnonzero((c["detector"].values == "VNIR") & (c["slot"].values == vs))[0])
     img = c.isel(band=b).values
     f_img = dn["VNIR"][:, vs, :].astype(np.float64) / 65535.0 * float(np.float32(0.285101))
-    np.testing.assert_array_equal(img, (f_img.T if swap else f_img).astype(np.float32))
+    np.testing.assert_allclose(img, f_img.T if swap else f_img, rtol=F32, atol=0)
 
 
 def test_l2d_forced_corner_convention_shifts_half_a_pixel(tmp_path):
@@ -249,6 +252,8 @@ def test_lazy_and_one_band_reads_one_band(tmp_path, monkeypatch):
     c = read_prisma(p, chunks={"y": 8})
     assert isinstance(c.data, da.Array) and reads == []  # opening reads no pixel
     assert c.data.chunks[0] == (8, 8, 4) and c.data.chunks[2] == (230,)
+    assert read_prisma(p).data.chunks == ((ROWS,), (COLS,), (230,))  # small file: one chunk, all bands
+    assert read_prisma(p, chunks="auto").data.chunks[2] == (230,)
     b = int(np.flatnonzero(c["wavelength"].values > 1000)[0])
     img = c.isel(band=b).compute()
     assert img.shape == (ROWS, COLS)

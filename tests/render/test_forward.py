@@ -219,3 +219,55 @@ def test_names_match_library_order():
     ds = render_scene(a, lib, sensor_50(), noise=False, quantize=False)
     np.testing.assert_allclose(ds["reflectance"].values, 0.5, atol=1e-6)
     assert list(ds["endmember"].values) == ["bright", "dark"]
+
+
+def test_prisma_snr_matches_its_noise_model():
+    from simhsi.sensors import load_sensor
+
+    sen = load_sensor("prisma")
+    a, _ = _uniform_scene(n=128)
+    wl = np.arange(350.0, 2551.0, 5.0)
+    lib = fine_library(np.full((2, wl.size), 0.3), wl)
+    ds = render_scene(a, lib, sen, level="L1", seed=11, chunks=128, keep_clean=True)
+    y = ds["radiance"].values.reshape(-1, sen.wavelength.size).astype(np.float64)
+    clean = ds["clean"].values[0, 0].astype(np.float64)  # W m-2 sr-1 um-1
+    model_snr = sen.noise.snr(clean * 0.1)  # the model works in uW cm-2 sr-1 nm-1
+    emp_snr = y.mean(axis=0) / y.std(axis=0, ddof=1)
+    np.testing.assert_allclose(emp_snr, model_snr, rtol=0.03)
+    assert ds.attrs["noise_model"].startswith("parametric")
+
+
+def test_quantisation_follows_the_sensor_convention():
+    from simhsi.render.forward import _Quant
+
+    sen = sensor_50()
+    rng = np.random.default_rng(0)
+    v = rng.uniform(0.001, 0.9, (7, 50)).astype(np.float32)
+    q = _Quant(sen, "L2")
+    lq = sen.quantization["L2"]
+    ref = lq.dequantize(lq.quantize(v.astype(np.float64)))
+    np.testing.assert_array_equal(q.apply(v), ref)
+    assert np.max(np.abs(q.apply(v) - v)) <= 0.5 / 65535 + 1e-7
+    # dark pixels never get the fill DN 0; NaN stays NaN
+    out = q.apply(np.array([[-0.01, 0.0, np.nan]], dtype=np.float32))
+    assert out[0, 0] == out[0, 1] == np.float32(1 / 65535) and np.isnan(out[0, 2])
+    q1 = _Quant(sen, "L1")
+    np.testing.assert_array_equal(q1.apply(np.array([12.344, 12.346], np.float32)), np.float32([12.34, 12.35]))
+
+
+def test_nodata_pixels_stay_nan_and_are_stored_as_float(tmp_path):
+    from simhsi.render import write_scene
+
+    a, lib = _uniform_scene(n=8)
+    data = a.values.copy()
+    data[:, 2, 3] = np.nan
+    ds = render_scene(a.copy(data=data), lib, sensor_50(), seed=1)
+    cube = ds["reflectance"].values
+    assert np.isnan(cube[2, 3]).all() and np.isfinite(cube[0, 0]).all()
+    assert ds.attrs["has_nodata"] == 1
+    path = write_scene(ds, tmp_path / "s.nc")
+    with xr.open_dataset(path) as f:
+        assert f["reflectance"].encoding["dtype"] == np.dtype("float32")
+        np.testing.assert_array_equal(f["reflectance"].values, cube)
+    with pytest.raises(DataError, match="NaN"):
+        render_scene(a.copy(data=data), lib, sensor_50(), scene_pixel_m=10.0)

@@ -134,3 +134,55 @@ def test_select_bands_drops_bad_bands():
     assert g.n_bands == 244 and not g.bad_band.any()
     assert g.noise.n_bands == 244
     assert g.band_table["nedl_a"].shape == (244,)
+
+
+def test_noise_units_in_yaml_are_converted(tmp_path):
+    # the same parametric noise written in W m-2 sr-1 um-1 (x10 the uW cm-2 sr-1 nm-1 values)
+    table = "band,name,center_nm,fwhm_nm,a,b,c\n1,a,500,10,0.02,3.0,0.01\n"
+    doc = dict(GOOD, noise={"kind": "parametric", "params": {"a": "a", "b": "b", "c": "c"}})
+    s_uw = load_sensor(_write(tmp_path, doc, table))
+    a, b, c = 0.02 * np.sqrt(10.0), 30.0, 0.1  # sigma_W = 10 sigma_uW(L_W / 10)
+    table_w = f"band,name,center_nm,fwhm_nm,a,b,c\n1,a,500,10,{a},{b},{c}\n"
+    doc_w = dict(doc, noise=dict(doc["noise"], units="W m-2 sr-1 um-1"))
+    s_w = load_sensor(_write(tmp_path, doc_w, table_w))
+    L = np.array([[0.5], [7.0]])
+    np.testing.assert_allclose(s_w.noise.sigma(L), s_uw.noise.sigma(L), rtol=1e-12)
+
+
+def test_inline_bands_and_tabulated_srf_user_yaml(tmp_path):
+    (tmp_path / "srf.csv").write_text(
+        "wavelength_nm,blue,red\n400,0,0\n450,1,0\n500,0,0\n600,0,0\n650,0,1\n700,0,0\n"
+    )
+    doc = dict(GOOD)
+    del doc["band_table"]
+    doc.update(bands={"name": ["red", "blue"], "center_nm": [650.0, 450.0]}, srf_table="srf.csv",
+               noise={"kind": "constant_snr", "params": {"snr": 150}})
+    p = tmp_path / "inline.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    s = load_sensor(str(p))
+    assert s.band_names == ["blue", "red"] and np.all(np.isnan(s.fwhm))
+    assert "toy" in repr(s)
+    R = s.srf_matrix(np.arange(380.0, 720.0, 1.0))
+    lin = np.arange(380.0, 720.0, 1.0)
+    np.testing.assert_allclose(R @ lin, [450.0, 650.0], atol=1e-9)  # symmetric triangles: centroid
+    np.testing.assert_allclose(s.noise.snr(np.array([3.0, 9.0])), 150.0)
+
+
+def test_prisma_table_matches_a_real_products_band_lists():
+    """Centres within 0.2 nm and (detector, native slot) layout of the real L1 product metadata shipped
+    in simhsi/data/prisma (List_Cw_Vnir/Swir of PRS_L1_STD_OFFL_20200116...)."""
+    import csv
+    from importlib.resources import files
+
+    ref = files("simhsi.data").joinpath("prisma/prisma_bands_L1_20200116.csv")
+    if not ref.is_file():
+        pytest.skip("PRISMA product band metadata not bundled")
+    rows = [r for r in csv.DictReader(ref.read_text().splitlines()) if float(r["center_nm"]) > 0]
+    assert len(rows) == 234
+    s = load_sensor("prisma")
+    for r in rows:
+        hit = (s.band_table["detector"] == r["detector"]) & (
+            s.band_table["native_slot"] == int(r["index_in_file_0based"]) + 1
+        )
+        assert hit.sum() == 1
+        assert abs(s.wavelength[hit][0] - float(r["center_nm"])) < 0.2

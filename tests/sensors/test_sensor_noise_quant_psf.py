@@ -120,3 +120,12 @@ def test_area_weights_rows_sum_to_one():
     assert w.shape == (4, 10)
     np.testing.assert_allclose(w.sum(1), 1.0)
     np.testing.assert_allclose(w[0, :3], [0.4, 0.4, 0.2])
+
+
+def test_with_min_max_per_product_range():
+    q = load_sensor("prisma").quantization["L2"].with_min_max(0.0, 0.285101)
+    assert q.scale == pytest.approx(65535 / 0.285101) and q.offset == 0.0
+    v = np.array([0.0, 0.1, 0.285101])
+    np.testing.assert_allclose(q.dequantize(q.quantize(v)), v, atol=0.5 / q.scale + 1e-7)
+    with pytest.raises(ParameterError):
+        q.with_min_max(1.0, 0.5)

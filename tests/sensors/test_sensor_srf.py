@@ -135,3 +135,13 @@ def test_solar_irradiance_for_every_sensor_and_range_error():
         assert e0.shape == (s.n_bands,) and np.all((e0 > 40) & (e0 < 2300)), name
     with pytest.raises(ParameterError, match="solar irradiance table covers"):
         solar_irradiance([2600.0], [10.0])
+
+
+def test_solar_irradiance_default_width_and_nan_fwhm():
+    s2 = load_sensor("sentinel2a")
+    e_nan = solar_irradiance(s2.wavelength, s2.fwhm)  # NaN FWHM (tabulated SRF): default width
+    np.testing.assert_allclose(e_nan, solar_irradiance(s2.wavelength), rtol=1e-12)
+    # close to the real-SRF value where bands are narrow relative to the solar spectrum's structure
+    np.testing.assert_allclose(e_nan[4:8], s2.solar_irradiance()[4:8], rtol=0.05)
+    one = solar_irradiance([700.0])
+    assert one.shape == (1,) and 1300 < one[0] < 1600
