@@ -53,6 +53,7 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
     sensor. Everything is checked before anything is computed; nothing is written on error.
     """
     import time
+    import warnings
 
     import numpy as np
 
@@ -98,10 +99,14 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
         # generated maps have generic names: name them after the chosen spectra
         abund = abund.assign_coords(endmember=[str(n) for n in lib["endmember"].values]) \
             if lib.sizes["endmember"] == abund.sizes["endmember"] else abund
-    ds = render_scene(abund, lib, sen, level=level.upper(), scene_pixel_m=pixel, seed=seed, snr_scale=snr_scale,
-                      noise=not no_noise, quantize=not no_quantize, sun_zenith_deg=sun_zenith,
-                      day_of_year=day_of_year, chunks=chunks, keep_clean=keep_clean, out_of_range=out_of_range,
-                      repair=repair_abundances)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = render_scene(abund, lib, sen, level=level.upper(), scene_pixel_m=pixel, seed=seed,
+                          snr_scale=snr_scale, noise=not no_noise, quantize=not no_quantize,
+                          sun_zenith_deg=sun_zenith, day_of_year=day_of_year, chunks=chunks, keep_clean=keep_clean,
+                          out_of_range=out_of_range, repair=repair_abundances)
+    for w in caught:  # one line each, without the source line Python would print
+        click.echo(f"warning: {w.message}", err=True)
     ds.attrs["abundance_source"] = str(abund.attrs.get("generator", abund.attrs.get("source_file", "user")))
     ds.attrs["library_source"] = "bundled simhsi library (USGS splib07a, earthlib)" if bundled else str(library)
 

@@ -114,6 +114,10 @@ def cube_metrics(
             f"the cubes differ in size: reference {ref.shape[0]}x{ref.shape[1]} pixels, candidate "
             f"{cand.shape[0]}x{cand.shape[1]}; compare cubes on the same grid"
         )
+    ur, uc = ref.attrs.get("units"), cand.attrs.get("units")
+    if ur is not None and uc is not None and str(ur).strip() != str(uc).strip():
+        raise DataError(f"the cubes have different units: reference {ur!r}, candidate {uc!r}; compare "
+                        "reflectance with reflectance (L2) or radiance with radiance (L1)")
     if not (np.isfinite(resolution_ratio) and resolution_ratio > 0):
         raise ParameterError(f"The 'resolution_ratio' parameter must be > 0. Got {resolution_ratio!r} instead.")
     rw = np.asarray(ref["wavelength"].values, dtype=np.float64)

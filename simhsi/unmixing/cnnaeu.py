@@ -136,11 +136,11 @@ class CNNAEU(Unmixer):
         self,
         n_endmembers: int = 3,
         *,
-        epochs: int = 40,
+        epochs: int = 80,
         n_patches: int | None = None,
         patch_size: int = 40,
         batch_size: int = 15,
-        lr: float = 3e-3,
+        lr: float = 1e-2,
         kernel: int = 11,
         scale: float = 3.0,
         dropout: float = 0.2,
@@ -229,9 +229,7 @@ class CNNAEU(Unmixer):
             order = torch.randperm(n_patches, generator=gen_cpu).to(dev)
             total = 0.0
             for start in range(0, n_patches, self.batch_size):
-                idx = order[start:start + self.batch_size]
-                if idx.numel() < 2 and n_patches >= 2:  # BatchNorm needs > 1 value per channel
-                    continue
+                idx = order[start:start + self.batch_size]  # BatchNorm2d is fine with one patch
                 xb = X[idx]
                 _, out = net(xb)
                 loss = sad_loss(xb, out, dim=1, weight=M[idx][:, 0])

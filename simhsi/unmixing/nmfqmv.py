@@ -24,7 +24,7 @@ of the boundary pixels (FastBPI) to the nearest facet of the estimated simplex �
 better the simplex hugs the data. One addition to the reference: candidates whose endmember spectra
 are clearly negative (below −``neg_tol`` × data max) are not admissible. Weakly regularised
 solutions can fit the data with a simplex that has a negative vertex; on Samson the plain criterion
-prefers such a solution (water endmember at −9 % of the data max, 14.6° SAD).
+prefers such a solution (water endmember at −8 % of the data max, 14.1° SAD).
 
 Large scenes: the fit runs on a seeded random sample of at most ``max_pixels`` pixels; abundances of
 all pixels are then the exact FCLS solution with the fitted endmembers.

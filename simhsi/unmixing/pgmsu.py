@@ -92,7 +92,7 @@ class PGMSU(Unmixer):
         self,
         n_endmembers: int = 3,
         *,
-        epochs: int = 200,
+        epochs: int = 60,
         lr: float = 1e-3,
         z_dim: int = 4,
         batch_fraction: float = 0.1,

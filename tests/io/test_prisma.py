@@ -215,6 +215,23 @@ def test_l2d_georeferencing(tmp_path, swap, corner):
     np.testing.assert_allclose(img, f_img.T if swap else f_img, rtol=F32, atol=0)
 
 
+def test_l2d_rows_stored_south_first_are_flipped_north_up(tmp_path):
+    p, _ = write_dn_file(tmp_path, "L2D", seed=5)
+    ref = read_prisma(p, overlap="keep").load()  # load now: the file is changed below
+    swath = "HDFEOS/SWATHS/PRS_L2D_HCO"
+    with h5py.File(p, "r+") as f:  # the same product with axis 0 running south -> north
+        for name in ("Data Fields/VNIR_Cube", "Data Fields/SWIR_Cube", "Data Fields/VNIR_PIXEL_L2_ERR_MATRIX",
+                     "Data Fields/SWIR_PIXEL_L2_ERR_MATRIX", "Geolocation Fields/Latitude",
+                     "Geolocation Fields/Longitude"):
+            ds = f[f"{swath}/{name}"]
+            ds[...] = ds[()][::-1]
+    flipped = read_prisma(p, overlap="keep")
+    assert "flip_y=1" in flipped.attrs["prisma_orientation"]
+    np.testing.assert_array_equal(flipped.values, ref.values)
+    np.testing.assert_array_equal(flipped["lat"].values, ref["lat"].values)
+    assert flipped.rio.transform() == ref.rio.transform()
+
+
 def test_l2d_forced_corner_convention_shifts_half_a_pixel(tmp_path):
     p, _ = write_dn_file(tmp_path, "L2D", corner="edge")
     auto, forced = read_prisma(p), read_prisma(p, corner="center")

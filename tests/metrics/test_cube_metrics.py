@@ -75,6 +75,10 @@ def test_errors():
         cube_metrics(ref, _cube(wl=np.linspace(450, 2300, 12) + 5.0))
     with pytest.raises(DataError, match="differ in size"):
         cube_metrics(ref, _cube(h=10))
+    rad = ref.copy()
+    rad.attrs["units"] = "W m-2 sr-1 um-1"
+    with pytest.raises(DataError, match="different units"):
+        cube_metrics(ref, rad)
     nan = ref.copy(data=np.full(ref.shape, np.nan, np.float32))
     with pytest.raises(DataError, match="no pixel"):
         cube_metrics(ref, nan)

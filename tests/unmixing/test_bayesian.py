@@ -94,3 +94,52 @@ def test_runs_on_real_crop():
     Y = crop.values.reshape(-1, crop.sizes["band"]).astype(float)
     trivial = float(np.sqrt(np.mean((Y - Y.mean(axis=0)) ** 2)))  # RMSE of the mean-spectrum model
     assert np.all(res.endmembers.values >= 0) and res.attrs["rmse"] < 0.6 * trivial
+
+
+def _toy_model(B=12, N=50, p=3, seed=0):
+    rng = np.random.default_rng(seed)
+    U, _ = np.linalg.qr(rng.standard_normal((B, p - 1)))
+    ybar = np.full(B, 5.0)  # far from zero: the positivity constraints are inactive
+    T = rng.standard_normal((p - 1, p))
+    A = rng.dirichlet(np.ones(p), size=N).T
+    Y = ybar[:, None] + U @ T @ A + rng.normal(0, 0.3, (B, N))
+    return Y, U, ybar, T, A
+
+
+def test_endmember_step_draws_from_the_exact_conditional():
+    """The first projected endmember drawn by one sweep follows N(LS mean, v I) computed in full space."""
+    from simhsi.unmixing.bayesian import _sample_endmembers, _Stats
+
+    Y, U, ybar, T, A = _toy_model()
+    sigma2, s2 = 0.09, 10.0
+    prior = T + 0.5
+    st = _Stats(Y, U, ybar)
+    rng = np.random.default_rng(1)
+    draws = np.array([_sample_endmembers(st, T, A, prior, s2, sigma2, rng)[:, 0] for _ in range(1500)])
+    # brute force: minimise Σ_n ‖y_n − Σ_{j≠0} a_jn m_j − a_0n (ȳ + U t)‖²/σ² + ‖t − e_0‖²/s² over t
+    M = ybar[:, None] + U @ T
+    R = Y - M[:, 1:] @ A[1:] - np.outer(ybar, A[0])
+    X = np.vstack([np.kron(A[0][:, None], U) / np.sqrt(sigma2), np.eye(2) / np.sqrt(s2)])
+    z = np.concatenate([R.T.ravel() / np.sqrt(sigma2), prior[:, 0] / np.sqrt(s2)])
+    mean = np.linalg.lstsq(X, z, rcond=None)[0]
+    cov = np.linalg.inv(X.T @ X)
+    np.testing.assert_allclose(draws.mean(axis=0), mean, atol=4 * np.sqrt(cov.max() / 1500))
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.15 * cov.max())
+
+
+def test_abundance_step_draws_from_the_exact_conditional():
+    """p = 2: the abundance of a pixel given M follows N(LS solution, σ²/‖m1 − m2‖²) truncated to [0, 1]."""
+    from simhsi.unmixing.bayesian import _sample_abundances, _Stats
+
+    Y, U, ybar, T, A = _toy_model(B=8, N=4, p=2, seed=3)
+    sigma2 = 2.0  # broad conditional so the truncation at 0 and 1 matters
+    st = _Stats(Y, U, ybar)
+    rng = np.random.default_rng(2)
+    draws = np.array([_sample_abundances(st, T, A, sigma2, rng)[0] for _ in range(2000)])  # (draws, N)
+    M = ybar[:, None] + U @ T
+    d = M[:, 0] - M[:, 1]
+    mu = d @ (Y - M[:, [1]]) / (d @ d)
+    sd = np.sqrt(sigma2 / (d @ d))
+    ref = stats.truncnorm((0 - mu) / sd, (1 - mu) / sd, loc=mu, scale=sd)
+    assert np.all((draws >= 0) & (draws <= 1))
+    np.testing.assert_allclose(draws.mean(axis=0), ref.mean(), atol=4 * ref.std().max() / np.sqrt(2000))
