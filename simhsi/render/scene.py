@@ -102,18 +102,11 @@ def load_scene_library(
     return select_endmembers(lib, p, seed=seed, wavelength_range=rng)
 
 
-def _default_generator_model() -> Any | None:
+def _default_generator_model() -> str | None:
     """The installed default diffusion model directory, or None."""
-    try:
-        import simhsi.diffusion as diff
+    from simhsi.diffusion.generate import default_model_dir
 
-        find = getattr(diff, "default_model_dir", None)
-        if find is None:
-            return None
-        path = find()
-        return path if path and os.path.isdir(path) else None
-    except Exception:  # noqa: BLE001 - any failure means "no default model"
-        return None
+    return default_model_dir()
 
 
 def demo_abundances(size: tuple[int, int] = DEMO_SIZE, p: int = DEMO_P, *, seed: int = 0,

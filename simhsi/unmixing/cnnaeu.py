@@ -13,8 +13,8 @@ Architecture (as in the paper and HySUPP's port; written from the paper's descri
 * training data: random square patches of the (max-scaled) image; weights drawn from N(0, 0.3²).
 
 Our defaults differ from the paper's (320 epochs of 250 patches, lr 3e-3, d = 13) and HySUPP's (320 epochs,
-~25–32 patches, lr 3e-4, d = 11) to run fast on a CPU; see ``docs/unmixing_deep.md`` for the measured
-accuracy and runtime of each setting.
+~25–32 patches, lr 3e-4, d = 11) to run fast on a CPU: HySUPP's patch count and kernel, 80 epochs (4× fewer
+optimiser steps) at lr 1e-2; see ``docs/unmixing_deep.md`` for the measured accuracy and runtime.
 
 Geometry and masks: the network needs the image grid. Masked (nodata) pixels are filled with the spectrum of
 their nearest valid pixel before the convolutions (``scipy.ndimage.distance_transform_edt``), are left out
