@@ -16,10 +16,6 @@ from simhsi.unmixing._base import Prepared, Unmixer, available_methods, get_meth
 _METHOD_MODULES = ("geometric", "fcls", "nmfqmv", "bayesian", "cnnaeu", "pgmsu")
 
 for _mod in _METHOD_MODULES:
-    try:
-        importlib.import_module(f"simhsi.unmixing.{_mod}")
-    except ModuleNotFoundError as _exc:  # TODO(integration): remove once every module exists
-        if _exc.name != f"simhsi.unmixing.{_mod}":
-            raise
+    importlib.import_module(f"simhsi.unmixing.{_mod}")
 
 __all__ = ["Prepared", "Unmixer", "available_methods", "get_method", "prepare", "register"]

@@ -126,6 +126,7 @@ class CNNAEU(Unmixer):
     init_std: standard deviation of the N(0, init_std²) weight initialisation.
     tile: side of the tiles used to infer abundances over the whole image, pixels.
     device: "auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:N".
+    num_threads: torch CPU threads during the fit (None: torch's setting; restored afterwards).
     seed: seed of every random draw (weights, patches, shuffling, dropout); deterministic on CPU.
     """
 
@@ -147,6 +148,7 @@ class CNNAEU(Unmixer):
         init_std: float = 0.3,
         tile: int = 256,
         device: str = "auto",
+        num_threads: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(n_endmembers, seed=seed)
@@ -161,6 +163,7 @@ class CNNAEU(Unmixer):
         self.init_std = init_std
         self.tile = tile
         self.device = device
+        self.num_threads = num_threads
 
     def _check(self) -> None:
         own = type(self).__name__
@@ -184,6 +187,12 @@ class CNNAEU(Unmixer):
         check_param("tile", self.tile, isinstance(self.tile, isint) and self.tile >= 8, "an int >= 8", own)
 
     def _fit(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        from simhsi.unmixing._torch import cpu_threads
+
+        with cpu_threads(self.num_threads):
+            return self._fit_impl(prep, rng, progress)
+
+    def _fit_impl(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         import torch
         from tqdm.auto import tqdm
 

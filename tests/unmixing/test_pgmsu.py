@@ -74,6 +74,16 @@ def test_sampled_training_and_batched_inference(mixture):
     np.testing.assert_allclose(r1["endmembers"].values, r2["endmembers"].values, rtol=1e-5)
 
 
+def test_num_threads_is_local(mixture):
+    cube, _, _ = mixture(h=6, w=6, n_bands=10, p=3, seed=0)
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    model = get_method("pgmsu")(3, seed=0, epochs=2, device="cpu", num_threads=other)
+    model.fit(cube)
+    assert torch.get_num_threads() == before
+    assert model.get_params()["num_threads"] == other
+
+
 def test_masked_pixels(mixture):
     cube, _, _ = mixture(h=8, w=8, n_bands=16, p=3, seed=9)
     cube = cube.copy()
@@ -85,7 +95,7 @@ def test_masked_pixels(mixture):
 
 @pytest.mark.parametrize("bad", [{"epochs": 1}, {"lr": 0}, {"z_dim": 0}, {"batch_fraction": 0.0},
                                  {"batch_fraction": 1.5}, {"lambda_vol": -1.0}, {"max_train_pixels": 3},
-                                 {"infer_batch": 0}])
+                                 {"infer_batch": 0}, {"num_threads": 0}])
 def test_bad_parameters(mixture, bad):
     cube, _, _ = mixture(h=6, w=6, n_bands=10, p=3, seed=0)
     with pytest.raises(ParameterError):
