@@ -84,8 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         files += unmix_bundled(args.work, [m for m in args.methods.split(",") if m], cfg.p_values, seed=args.seed)
     scenes = load_scenes(files, cfg, include_bundled=True)
     logging.info("%d scenes: %s", len(scenes), sorted({(s.method, s.p) for s in scenes}))
-    res = train(cfg, scenes, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device,
-                progress=sys.stderr.isatty())
+    try:
+        res = train(cfg, scenes, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device,
+                    progress=sys.stderr.isatty())
+    except KeyboardInterrupt as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 130
     print(f"{res.model_dir}: {res.step} steps, final loss {res.final_loss:.4f}, "
           f"{res.patches_per_s:.2f} patches/s, {res.wall_time_s / 3600:.2f} h in total")
     return 0

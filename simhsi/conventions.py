@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import simhsi._libs  # noqa: F401  (netCDF4 before rasterio; see simhsi/_libs.py)
 from simhsi.errors import DataError
 
 if TYPE_CHECKING:  # pragma: no cover

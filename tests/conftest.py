@@ -10,6 +10,8 @@ import os
 import numpy as np
 import pytest
 
+import simhsi._libs  # noqa: F401  (netCDF4 before rasterio in every test process)
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 

@@ -120,16 +120,13 @@ def _scene_from_array(a: Any, method: str, source: str, cfg: TrainConfig) -> Sce
 
 def read_abundance_scenes(path: str | os.PathLike[str], cfg: TrainConfig) -> list[Scene]:
     """Scenes from one file: a ``simhsi unmix`` output (dim ``run``) or an abundance file."""
-    import xarray as xr
 
     p = Path(path)
     if not p.is_file():
         raise InputFileError("training data file not found; check the --data path", path=p)
-    try:
-        ds = xr.open_dataset(p)
-    except Exception as exc:  # xarray raises many types for unreadable files
-        raise FormatError(f"cannot open as NetCDF ({type(exc).__name__}: {exc}); pass a 'simhsi unmix' output "
-                          "or an abundance file", path=p) from exc
+    from simhsi.io.netcdf import open_dataset
+
+    ds = open_dataset(p, chunks=None)  # clear InputFileError / FormatError for bad files
     with ds:
         if "abundances" in ds.data_vars:
             da = ds["abundances"]

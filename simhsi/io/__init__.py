@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import simhsi._libs  # noqa: F401  (netCDF4 before rasterio; see simhsi/_libs.py)
 from simhsi.errors import FormatError, InputFileError
 
 if TYPE_CHECKING:  # pragma: no cover
