@@ -28,21 +28,18 @@ PURE_THRESHOLD = 0.9
 
 def _as_array(obj: Any, what: str) -> np.ndarray:
     """(n, p, h, w) float64 array from a DataArray/ndarray with 3 (endmember, y, x) or 4 dims."""
-    try:
-        import xarray as xr
+    import xarray as xr
 
-        if isinstance(obj, xr.Dataset):
-            if "abundances" not in obj:
-                raise DataError(f"{what}: dataset has no 'abundances' variable")
-            obj = obj["abundances"]
-        if isinstance(obj, xr.DataArray):
-            dims = [d for d in ("endmember", "y", "x") if d in obj.dims]
-            if len(dims) != 3:
-                raise DataError(f"{what} must have dims (..., endmember, y, x); got {obj.dims}")
-            lead = [d for d in obj.dims if d not in dims]
-            obj = obj.transpose(*lead, *dims).values
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(obj, xr.Dataset):
+        if "abundances" not in obj:
+            raise DataError(f"{what}: dataset has no 'abundances' variable")
+        obj = obj["abundances"]
+    if isinstance(obj, xr.DataArray):
+        dims = [d for d in ("endmember", "y", "x") if d in obj.dims]
+        if len(dims) != 3:
+            raise DataError(f"{what} must have dims (..., endmember, y, x); got {obj.dims}")
+        lead = [d for d in obj.dims if d not in dims]
+        obj = obj.transpose(*lead, *dims).values
     a = np.asarray(obj, dtype=np.float64)
     if a.ndim == 3:
         a = a[None]
