@@ -23,8 +23,8 @@ demo: install
 	mkdir -p demo
 	$(BIN)/simhsi render-cube --sensor prisma --out demo/scene.nc --quicklook demo/scene.png --overwrite
 
-# One process: under pytest-xdist (-n 2) with CI=true a worker once crashed inside netCDF-C's nc_open
-# (not reproduced in one process); the suite takes about a minute on 2 cores either way.
+# One process (about a minute on 2 cores either way). Under pytest-xdist with CI=true a worker crashed in
+# netCDF-C's nc_open after a NetCDF file had been read through dask's thread pool in the same process.
 test: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -X faulthandler -m pytest -q -m "not slow" --timeout 600
 

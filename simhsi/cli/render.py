@@ -131,7 +131,9 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
             if fmt == "netcdf":  # read back the written file rather than rendering again
                 from simhsi.io.netcdf import open_dataset
 
-                with open_dataset(path) as src:
+                # chunks=None: plain lazy reads in this thread. Reading the file back through dask's thread
+                # pool crashed netCDF-C now and then when the same process opened it again (see Makefile).
+                with open_dataset(path, chunks=None) as src:
                     write_quicklook(src, quicklook, overwrite=overwrite)
             else:
                 write_quicklook(ds, quicklook, overwrite=overwrite)
