@@ -58,6 +58,23 @@ def _parse_ints(values: tuple[str, ...], name: str) -> list[int]:
     return list(dict.fromkeys(out))
 
 
+def _load_input(name: str) -> Any:
+    """The cube to unmix: a file any simhsi reader opens, or a bundled scene name (``samson``,
+    ``jasper_ridge``), normalised by its maximum as in the HySUPP protocol."""
+    from pathlib import Path
+
+    import simhsi.data
+    from simhsi.io import open_cube
+
+    key = name.lower().replace("-", "_")
+    key = "jasper_ridge" if key == "jasper" else key
+    if not Path(name).exists() and key in simhsi.data.available():
+        ds = simhsi.data.load(key, normalize=True)
+        if "cube" in ds:
+            return ds["cube"]
+    return open_cube(name)
+
+
 def _load_reference(ref: str) -> Any:
     """A bundled dataset name (``samson``, ``jasper_ridge``) or a NetCDF file with endmembers/abundances."""
     from pathlib import Path
@@ -132,7 +149,7 @@ def write_quicklook(results: list, path: Any, *, overwrite: bool = False) -> Non
 
 
 @click.command(name="unmix")
-@click.argument("input", type=click.Path(dir_okay=False), required=False)
+@click.argument("input", type=str, required=False)
 @click.option("--endmembers", "-p", "endmembers", cls=_IntListOption, default=("3", "4", "5"),
               show_default=True, help="Numbers of endmembers p to try (e.g. --endmembers 3 4 5).")
 @click.option("--methods", "-m", default=None,
@@ -152,7 +169,8 @@ def write_quicklook(results: list, path: Any, *, overwrite: bool = False) -> Non
 def command(input: str | None, endmembers: tuple[str, ...], methods: str | None, seeds: tuple[str, ...], out: str | None,
             reference: str | None, quicklook: str | None, list_methods: bool, overwrite: bool,
             as_json: bool) -> None:
-    """Unmix INPUT (any cube format simhsi reads) with every METHOD × p × seed; write all runs to --out.
+    """Unmix INPUT (any cube format simhsi reads, or a bundled scene: samson, jasper_ridge) with every
+    METHOD × p × seed; write all runs to --out.
 
     All arguments are checked before anything runs; nothing is written when one is wrong.
     """
@@ -199,9 +217,7 @@ def command(input: str | None, endmembers: tuple[str, ...], methods: str | None,
         ql = check_output_path(quicklook, overwrite)
         if ql.resolve() == out_path.resolve():
             raise ParameterError("--quicklook and --out name the same file; give two names")
-    from simhsi.io import open_cube
-
-    cube = open_cube(input)
+    cube = _load_input(input)
     n_bands = int(cube.sizes["band"])
     if "bad_band" in cube.coords:
         n_bands -= int(np.asarray(cube["bad_band"].values, dtype=bool).sum())

@@ -234,3 +234,19 @@ def test_cli_refuses_existing_output(tmp_path, cube_file):
     import json
 
     assert [row["p"] for row in json.loads(r.output)["runs"]] == [2, 3]
+
+
+def test_cli_unmix_accepts_a_bundled_scene_name(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from simhsi.cli.main import cli
+
+    out = tmp_path / "u.nc"
+    r = CliRunner().invoke(cli, ["-q", "unmix", "samson", "-p", "3", "-m", "vca-fcls", "--reference", "samson",
+                                 "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)["runs"]
+    assert len(rows) == 1 and rows[0]["sad_deg"] < 10  # Samson VCA+FCLS is ~5.5 degrees
+    assert out.exists()
