@@ -133,6 +133,16 @@ def reconstruction_rmse(Y: np.ndarray, E: np.ndarray, A: np.ndarray, chunk: int 
     return float(np.sqrt(total / max(B * N, 1)))
 
 
+def sample_pixels(Y: np.ndarray, max_pixels: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """At most ``max_pixels`` columns of Y (bands × pixels), drawn without replacement with ``rng`` and
+    kept in image order; ``(Y, False)`` when Y is small enough. Methods fit on the sample and then
+    compute every pixel's abundances by FCLS."""
+    n = Y.shape[1]
+    if n <= max_pixels:
+        return Y, False
+    return Y[:, np.sort(rng.choice(n, max_pixels, replace=False))], True
+
+
 class Unmixer:
     """Base of every unmixing method. Subclasses set ``name``/``family`` and implement ``_fit``."""
 
@@ -230,3 +240,19 @@ def build_result(
     attrs["seed"] = int(params.get("seed", 0))
     ds.attrs.update(provenance_attrs(**attrs))
     return ds
+
+
+class TorchUnmixer(Unmixer):
+    """Base of the torch methods: ``_fit`` runs ``_fit_impl`` with torch's CPU thread count set to
+    ``self.num_threads`` (None: unchanged) and restored afterwards. Torch is imported only here, lazily."""
+
+    num_threads: int | None = None
+
+    def _fit(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        from simhsi.unmixing._torch import cpu_threads
+
+        with cpu_threads(self.num_threads):
+            return self._fit_impl(prep, rng, progress)
+
+    def _fit_impl(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError

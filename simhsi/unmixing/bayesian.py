@@ -276,18 +276,17 @@ class BayesianUnmixer(Unmixer):
         self.max_pixels = int(max_pixels)
 
     def _fit(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        from simhsi.unmixing._base import sample_pixels
         from simhsi.unmixing.fcls import fcls
 
         Y = prep.Y
-        n = Y.shape[1]
-        sample = np.sort(rng.choice(n, self.max_pixels, replace=False)) if n > self.max_pixels else None
-        Ys = Y if sample is None else Y[:, sample]
+        Ys, sampled = sample_pixels(Y, self.max_pixels, rng)
         E, A, info = bayesian_unmix(Ys, self.n_endmembers, rng=rng, n_samples=self.n_samples,
                                     burn_in=self.burn_in, prior_var=self.prior_var, init=self.init,
                                     progress=progress)
         self.sigma2_ = info["sigma2"]
         self.n_fit_pixels_ = int(Ys.shape[1])
-        if sample is not None:
+        if sampled:
             A = fcls(Y, E)
         return E, A
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from simhsi.errors import check_param
-from simhsi.unmixing._base import Prepared, Unmixer, register
+from simhsi.unmixing._base import Prepared, TorchUnmixer, register
 
 
 def _fill_masked(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ def _build_model(n_bands: int, p: int, kernel: int, scale: float, dropout: float
 
 
 @register
-class CNNAEU(Unmixer):
+class CNNAEU(TorchUnmixer):
     """Convolutional autoencoder unmixing (Palsson et al. 2021) with a non-negative decoder and SAD loss.
 
     Parameters
@@ -185,12 +185,6 @@ class CNNAEU(Unmixer):
         check_param("init_std", self.init_std, isinstance(self.init_std, float | int) and self.init_std > 0,
                     "a float > 0", own)
         check_param("tile", self.tile, isinstance(self.tile, isint) and self.tile >= 8, "an int >= 8", own)
-
-    def _fit(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-        from simhsi.unmixing._torch import cpu_threads
-
-        with cpu_threads(self.num_threads):
-            return self._fit_impl(prep, rng, progress)
 
     def _fit_impl(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         import torch

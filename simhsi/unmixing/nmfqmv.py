@@ -341,12 +341,11 @@ class NMFQMV(Unmixer):
         self.max_pixels = int(max_pixels)
 
     def _fit(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        from simhsi.unmixing._base import sample_pixels
         from simhsi.unmixing.fcls import fcls
 
         Y = prep.Y
-        n = Y.shape[1]
-        sample = np.sort(rng.choice(n, self.max_pixels, replace=False)) if n > self.max_pixels else None
-        Ys = Y if sample is None else Y[:, sample]
+        Ys, _ = sample_pixels(Y, self.max_pixels, rng)
         E, _, info = nmf_qmv(Ys, self.n_endmembers, betas=self.betas, term=self.term, rng=rng,
                              ao_iters=self.ao_iters, admm_iters=self.admm_iters, vca_runs=self.vca_runs,
                              neg_tol=self.neg_tol, progress=progress)

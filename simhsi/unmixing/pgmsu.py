@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from simhsi.errors import check_param
-from simhsi.unmixing._base import Prepared, Unmixer, register
+from simhsi.unmixing._base import Prepared, TorchUnmixer, register
 
 
 def _build_model(n_bands: int, p: int, z_dim: int):
@@ -68,7 +68,7 @@ def _build_model(n_bands: int, p: int, z_dim: int):
 
 
 @register
-class PGMSU(Unmixer):
+class PGMSU(TorchUnmixer):
     """Variational autoencoder unmixing with endmember variability (Shi et al. 2022).
 
     Parameters
@@ -143,12 +143,6 @@ class PGMSU(Unmixer):
                     f"an int >= {2 * self.n_endmembers}", own)
         check_param("infer_batch", self.infer_batch, isinstance(self.infer_batch, isint) and self.infer_batch >= 1,
                     "an int >= 1", own)
-
-    def _fit(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
-        from simhsi.unmixing._torch import cpu_threads
-
-        with cpu_threads(self.num_threads):
-            return self._fit_impl(prep, rng, progress)
 
     def _fit_impl(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         import torch
