@@ -1,13 +1,15 @@
 """Benchmark of the forward model: render + write a PRISMA L2 scene to NetCDF vs a raw np.save.
 
     nice -n 10 .venv/bin/python benchmarks/bench_render.py --size 1000
+    nice -n 10 .venv/bin/python benchmarks/bench_render.py --size 1000 --compression zlib --complevel 1
     nice -n 10 .venv/bin/python benchmarks/bench_render.py --size 4000 --skip-npsave
 
 Each phase runs in its own subprocess, so its peak RSS (``os.wait4`` rusage) is its own:
 
 * ``render``: lazy abundances (p maps made chunk by chunk, Dirichlet per pixel smoothed by a few sines —
   content does not matter for the timing) -> :func:`simhsi.render.render_scene` (PRISMA, 234 bands, L2,
-  noise + quantisation) -> :func:`simhsi.render.write_scene` NetCDF (uint16 DN, zlib level 1);
+  noise + quantisation) -> :func:`simhsi.render.write_scene` NetCDF (uint16 DN, ``--compression``:
+  szip by default as in ``write_scene``; zlib/zstd at ``--complevel``; none);
 * ``npsave``: the same float32 cube (read back from the NetCDF beforehand, not timed) saved with
   ``np.save`` (timed).
 
@@ -54,11 +56,16 @@ def phase_render(args) -> dict:
     a = _abundances(args.size, args.p, args.chunks)
     ds = render_scene(a, lib, "prisma", level="L2", seed=1, chunks=args.chunks, out_of_range="warn")
     t1 = time.perf_counter()
-    write_scene(ds, args.out, overwrite=True, progress=False, complevel=args.complevel)
+    if args.threads:
+        import dask
+
+        dask.config.set(scheduler="threads", num_workers=args.threads)
+    write_scene(ds, args.out, overwrite=True, progress=False, complevel=args.complevel,
+                compression=args.compression)
     t2 = time.perf_counter()
     shape = ds["reflectance"].shape
     return {"phase": "render", "size": args.size, "p": args.p, "bands": int(shape[2]), "chunks": args.chunks,
-            "complevel": args.complevel,
+            "compression": args.compression, "complevel": args.complevel,
             "setup_s": round(t1 - t0, 2), "render_write_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2),
             "file_mb": round(os.path.getsize(args.out) / 2**20, 1), "cube_float32_mb": round(
                 float(np.prod(shape)) * 4 / 2**20, 1)}
@@ -95,7 +102,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1000)
     ap.add_argument("--p", type=int, default=5)
     ap.add_argument("--chunks", type=int, default=256)
-    ap.add_argument("--complevel", type=int, default=1, help="zlib level of the NetCDF (0: no compression).")
+    ap.add_argument("--compression", default="szip", choices=["szip", "zlib", "zstd", "none"],
+                    help="NetCDF compression (write_scene's default: szip).")
+    ap.add_argument("--complevel", type=int, default=1, help="zlib/zstd level of the NetCDF.")
+    ap.add_argument("--threads", type=int, default=0, help="dask threads (default: dask's, = CPU count).")
     ap.add_argument("--dir", default=None, help="Work folder (default: a temporary folder, removed after).")
     ap.add_argument("--skip-npsave", action="store_true")
     ap.add_argument("--out", default=None)
@@ -110,7 +120,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         out, npy = os.path.join(tmp, "scene.nc"), os.path.join(tmp, "cube.npy")
         common = ["--size", str(args.size), "--p", str(args.p), "--chunks", str(args.chunks), "--out", out,
-                  "--npy", npy, "--complevel", str(args.complevel)]
+                  "--npy", npy, "--complevel", str(args.complevel), "--compression", args.compression,
+                  "--threads", str(args.threads)]
         r, _ = _run_child(["render", *common])
         print(json.dumps(r), flush=True)
         summary = {"size": args.size, "render_write_s": r["render_write_s"], "render_peak_rss_mb": r["peak_rss_mb"],

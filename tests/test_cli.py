@@ -191,3 +191,25 @@ def test_info_bad_input_real_subprocess(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.nc'}: no such file"]
     assert proc.stdout == ""
+
+
+def test_validate_abundances_accepts_unmix_runs(tmp_path):
+    """An unmix results file (dim ``run``) is a valid set of real maps for the realism metrics."""
+    from simhsi.diffusion.grf import gaussian_random_field_abundances
+    from simhsi.io.netcdf import write_netcdf
+
+    a = gaussian_random_field_abundances(2, (16, 16), 3, theta=6.0, seed=0)
+    runs = xr.Dataset({"abundances": a.rename(sample="run").transpose("run", "endmember", "y", "x")})
+    write_netcdf(runs, tmp_path / "unmixed.nc")
+    write_netcdf(gaussian_random_field_abundances(2, (16, 16), 3, theta=6.0, seed=1), tmp_path / "synth.nc")
+    res = _run("validate", "--abundances", str(tmp_path / "unmixed.nc"), str(tmp_path / "synth.nc"), "--json")
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(res.output)["metrics"]
+    assert metrics and all(np.isfinite(v) for v in metrics.values())
+
+
+def test_python_dash_m_quiet(tmp_path):
+    """`python -m simhsi -q` honours the global options (one State class)."""
+    res = subprocess.run([sys.executable, "-m", "simhsi", "-q", "sensors", "list"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and "prisma" in res.stdout

@@ -123,4 +123,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # Import the package module so `python -m simhsi.cli.main` shares one State class with the commands.
+    from simhsi.cli.main import main as _main
+
+    _main()

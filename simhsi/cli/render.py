@@ -35,8 +35,12 @@ from simhsi.cli._options import overwrite_option, progress_enabled, seed_option
               help="Run on a dask.distributed scheduler (e.g. tcp://127.0.0.1:8786).")
 @click.option("--format", "fmt", type=click.Choice(["netcdf", "envi", "prisma-he5"]), default="netcdf",
               show_default=True, help="Output format.")
+@click.option("--compression", type=click.Choice(["szip", "zlib", "zstd", "none"]), default="szip",
+              show_default=True,
+              help="NetCDF compression: szip (fast, best on sensor DN; readers need HDF5 with szip/libaec), "
+                   "zlib (any NetCDF-4 reader, ~4x slower), zstd (needs netCDF-C >= 4.9 plugins), none.")
 @click.option("--complevel", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="NetCDF zlib level (0: no compression, fastest; noisy DN compress ~20 % at level 1).")
+              help="zlib/zstd level (noisy DN compress ~20 % with zlib 1).")
 @click.option("--quicklook", type=click.Path(dir_okay=False), default=None, help="Also write a PNG quicklook.")
 @click.option("--keep-clean", is_flag=True, help="Also store the noise-free cube (NetCDF only).")
 @click.option("--repair-abundances", is_flag=True, help="Project abundances off the simplex onto it.")
@@ -45,7 +49,8 @@ from simhsi.cli._options import overwrite_option, progress_enabled, seed_option
                    "warn with the bundled library, whose spectra end at 2500 nm).")
 @overwrite_option
 def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmember_names, size, level, seed,
-            snr_scale, no_noise, no_quantize, sun_zenith, day_of_year, chunks, scheduler, fmt, complevel, quicklook,
+            snr_scale, no_noise, no_quantize, sun_zenith, day_of_year, chunks, scheduler, fmt, compression, complevel,
+            quicklook,
             keep_clean, repair_abundances, out_of_range, overwrite) -> None:
     """Render a synthetic scene through a sensor model.
 
@@ -74,7 +79,7 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
     if size and (size[0] < 8 or size[1] < 8):
         raise ParameterError(f"--size must be two ints >= 8 (H W sensor pixels). Got {size[0]} {size[1]} instead.")
     from simhsi.render.forward import render_scene, resolve_sensor
-    from simhsi.render.scene import DEMO_P, DEMO_SCENE_PIXEL_M, DEMO_SIZE, demo_abundances, load_scene_library
+    from simhsi.render.scene import DEMO_P, DEMO_SIZE, demo_abundances, load_scene_library
 
     sen = resolve_sensor(sensor)
     names = [n.strip() for n in endmember_names.split(",") if n.strip()] if endmember_names else None
@@ -85,9 +90,9 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
         pixel = scene_pixel_m
     else:
         p = len(names) if names else DEMO_P
-        pixel = scene_pixel_m or DEMO_SCENE_PIXEL_M
-        abund = demo_abundances(tuple(size) if size else DEMO_SIZE, p, seed=seed, scene_pixel_m=pixel,
-                                gsd_m=float(sen.gsd_m))
+        abund = demo_abundances(tuple(size) if size else DEMO_SIZE, p, seed=seed, scene_pixel_m=scene_pixel_m,
+                                gsd_m=float(sen.gsd_m), progress=progress_enabled())
+        pixel = float(abund.attrs["pixel_m"])
     wl, fw = np.asarray(sen.wavelength, float), np.nan_to_num(np.asarray(sen.fwhm, float))
     lib = load_scene_library(library, abund.sizes["endmember"], names=names, seed=seed,
                              wavelength_range=(float(np.min(wl - 1.5 * fw)), float(np.max(wl + 1.5 * fw))))
@@ -124,7 +129,7 @@ def command(sensor, out, abundances_file, sample, scene_pixel_m, library, endmem
         from simhsi.render.export import write_scene
 
         path = write_scene(ds, out, format=fmt, overwrite=overwrite, progress=progress_enabled() and client is None,
-                           complevel=complevel)
+                           complevel=complevel, compression=compression)
         if quicklook:
             from simhsi.render.quicklook import write_quicklook
 

@@ -58,24 +58,13 @@ def command(reference, candidate, abundances_mode, tolerance, variable, no_ssim,
 
 
 def _realism(real_path: str, synth_path: str) -> dict:
-    from simhsi.errors import SimhsiError
-
-    try:
-        from simhsi.metrics.realism import realism_metrics
-    except ImportError as exc:
-        raise SimhsiError(f"abundance realism metrics are not available in this installation ({exc})") from None
     from simhsi.io.netcdf import open_dataset
+    from simhsi.metrics.realism import realism_metrics
     from simhsi.render.scene import _abundance_var
 
     sets = []
     for path in (real_path, synth_path):
         ds = open_dataset(path, chunks=None)
-        a = ds[_abundance_var(ds, path)]
-        if "sample" not in a.dims:
-            a = a.expand_dims("sample")
-        extra = [d for d in a.dims if d not in ("sample", "endmember", "y", "x")]
-        if extra:
-            a = a.stack(_s=("sample", *extra)).transpose("_s", "endmember", "y", "x").rename(_s="sample")
-            a = a.drop_vars([c for c in a.coords if c in ("sample", *extra)], errors="ignore")
-        sets.append(a.transpose("sample", "endmember", "y", "x").load())
+        # Any leading dims (sample, run, ...) become the patch axis inside realism_metrics.
+        sets.append(ds[_abundance_var(ds, path)].load())
     return {k: float(v) for k, v in realism_metrics(sets[0], sets[1]).items()}

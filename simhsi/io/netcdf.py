@@ -1,7 +1,8 @@
 """simhsi's NetCDF format: the one writer every stage uses, and the matching readers.
 
 * :func:`write_netcdf` writes any ``DataArray``/``Dataset`` (cubes, unmixing results, abundance
-  sets, synthetic scenes) with the netCDF4 engine: CF-1.8 ``Conventions``, zlib compression,
+  sets, synthetic scenes) with the netCDF4 engine: CF-1.8 ``Conventions``, compression (zlib by
+  default; szip, zstd or none on request),
   NetCDF chunks equal to the dask chunks (all bands in one chunk), written through dask chunk by
   chunk, atomically (temporary file in the target folder, renamed on success) and never over an
   existing file unless ``overwrite=True``.
@@ -39,6 +40,11 @@ WHOLE_DIMS = (BAND, ENDMEMBER)
 _KEEP_ENCODING = ("dtype", "_FillValue", "scale_factor", "add_offset", "units", "calendar", "grid_mapping")
 
 _DEFAULT_DA_NAME = "data"
+
+#: Compression choices of :func:`write_netcdf` (netCDF4-python names).
+COMPRESSIONS = ("zlib", "szip", "zstd", "none")
+#: szip (CCSDS 121.0, libaec) settings: nearest-neighbour preprocessing, 32 values per block.
+SZIP_PIXELS_PER_BLOCK = 32
 
 
 def _to_dataset(obj: xr.DataArray | xr.Dataset) -> xr.Dataset:
@@ -103,8 +109,19 @@ def _chunksizes(var: xr.Variable) -> tuple[int, ...] | None:
     return tuple(max(1, s) for s in sizes)
 
 
-def _prepare(ds: xr.Dataset, complevel: int) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
-    """NetCDF-safe attrs, CF conventions, and per-variable encoding (zlib + chunks)."""
+def _compression_encoding(compression: str, complevel: int, chunk_values: int) -> dict[str, Any]:
+    """netCDF4 encoding keys for one numeric variable whose NetCDF chunks hold ``chunk_values`` values."""
+    if compression == "zlib":
+        return {"zlib": True, "complevel": int(complevel), "shuffle": True}
+    if compression == "zstd":
+        return {"compression": "zstd", "complevel": int(complevel), "shuffle": True}
+    if compression == "szip" and chunk_values >= SZIP_PIXELS_PER_BLOCK:  # HDF5's szip needs a full block
+        return {"compression": "szip", "szip_coding": "nn", "szip_pixels_per_block": SZIP_PIXELS_PER_BLOCK}
+    return {}  # "none", or too small for szip
+
+
+def _prepare(ds: xr.Dataset, complevel: int, compression: str = "zlib") -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+    """NetCDF-safe attrs, CF conventions, and per-variable encoding (compression + chunks)."""
     from simhsi._version import __version__
 
     ds.attrs = _safe_attrs(ds.attrs)
@@ -127,8 +144,8 @@ def _prepare(ds: xr.Dataset, complevel: int) -> tuple[xr.Dataset, dict[str, dict
                 "convert it to numbers or strings before writing"
             )
         if kind in "iufb" and var.ndim >= 1 and name not in ds.dims:
-            enc.update(zlib=True, complevel=int(complevel), shuffle=True)
             cs = _chunksizes(var)
+            enc.update(_compression_encoding(compression, complevel, int(np.prod(cs)) if cs else var.size))
             if cs is not None:
                 enc["chunksizes"] = cs
         var.encoding = {}
@@ -144,6 +161,7 @@ def write_netcdf(
     chunks: int | Mapping[str, int] | str | None = None,
     complevel: int = 4,
     progress: bool = False,
+    compression: str = "zlib",
 ) -> Path:
     """Write a ``DataArray`` or ``Dataset`` to a compressed, chunked NetCDF-4 file; return its path.
 
@@ -164,19 +182,26 @@ def write_netcdf(
         ``"auto"``. ``band`` and ``endmember`` always stay whole in a chunk. ``None`` keeps the
         dask chunks of ``obj`` (numpy data get 256 x 256 pixel NetCDF chunks).
     complevel:
-        zlib level, 1 (fast) to 9 (small).
+        zlib level, 1 (fast) to 9 (small) (zstd: its level, 1 to 9; ignored by szip and none).
     progress:
         Show a tqdm bar while dask computes and writes the chunks.
+    compression:
+        ``"zlib"`` (deflate + byte shuffle; every NetCDF-4 reader), ``"szip"`` (CCSDS lossless coding,
+        nearest-neighbour preprocessing: fast and good on integer sensor DN; readers need HDF5 built with
+        szip/libaec, as the netCDF4 and h5py wheels, conda and Debian/Ubuntu HDF5 are), ``"zstd"``
+        (netCDF-C >= 4.9 with its filter plugins to read back) or ``"none"``.
     """
     check_param("complevel", complevel, isinstance(complevel, int) and 0 <= complevel <= 9,
                 "an int in [0, 9]", "write_netcdf")
+    check_param("compression", compression, compression in COMPRESSIONS, "one of " + ", ".join(COMPRESSIONS),
+                "write_netcdf")
     ds = _to_dataset(obj)
     if chunks is not None:
         ds = ds.chunk(_normalise_chunks(ds, chunks))
     elif any(len(ds.chunksizes.get(d, ())) > 1 for d in WHOLE_DIMS):
         # keep the band / endmember axis whole in every chunk
         ds = ds.chunk({d: -1 for d in WHOLE_DIMS if d in ds.chunksizes})
-    ds, encoding = _prepare(ds, complevel)
+    ds, encoding = _prepare(ds, complevel, compression)
     lazy = any(v.chunks is not None for v in ds.variables.values())
     final = Path(path)
     with atomic_path(final, overwrite=overwrite) as tmp:

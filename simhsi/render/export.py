@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 FORMATS = ("netcdf", "envi", "prisma-he5")
+#: NetCDF compression of rendered scenes (see :func:`write_scene`).
+DEFAULT_COMPRESSION = "szip"
 
 
 def cube_variable(ds: xr.Dataset) -> str:
@@ -45,9 +47,13 @@ def _pack_dn(ds: xr.Dataset, var: str) -> xr.Dataset:
     """Store the cube as its DN with CF ``scale_factor``/``add_offset`` when that is exact and lossless.
 
     The DN are computed chunk by chunk here (float32) rather than by xarray's CF encoder, which would make
-    float64 copies of every chunk.
+    float64 copies of every chunk. A cube straight from :func:`simhsi.render.render_scene` has a DN twin
+    (:func:`simhsi.render.forward.dn_twin`) that renders the same chunks directly as DN: used when present
+    (no dequantise/requantise round trip, and the float32 cube is never made).
     """
     import dask.array as da
+
+    from simhsi.render.forward import dn_twin
 
     attrs = dict(ds[var].attrs)
     if not (attrs.get("quantized") and "dn_scale" in attrs) or int(ds.attrs.get("has_nodata", 0)):
@@ -55,7 +61,10 @@ def _pack_dn(ds: xr.Dataset, var: str) -> xr.Dataset:
     scale, offset = float(attrs.pop("dn_scale")), float(attrs.pop("dn_offset"))
     dtype = str(attrs.pop("dn_dtype", "uint16"))
     data = ds[var].data
-    if isinstance(data, da.Array):
+    twin = dn_twin(data)
+    if twin is not None and np.dtype(twin.dtype) == np.dtype(dtype):
+        dn = twin
+    elif isinstance(data, da.Array):
         dn = data.map_blocks(_to_dn, scale, offset, dtype, dtype=dtype)
     else:
         dn = _to_dn(np.asarray(data, dtype=np.float32), scale, offset, dtype)
@@ -75,11 +84,16 @@ def write_scene(
     progress: bool = False,
     pack_dn: bool = True,
     complevel: int = 1,
+    compression: str = DEFAULT_COMPRESSION,
 ) -> Path:
     """Write a scene from :func:`simhsi.render.render_scene` (atomic: nothing is left on failure).
 
     ``format``: ``"netcdf"`` (cube + ground truth + provenance), ``"envi"`` (the cube only, .hdr + data),
     ``"prisma-he5"`` (the cube in the PRISMA L1 / L2D product layout; sensor must be PRISMA).
+    ``compression`` / ``complevel``: the NetCDF compression (:func:`simhsi.io.netcdf.write_netcdf`):
+    ``"szip"`` (default: CCSDS lossless coding of the integer DN, ~4 × faster than zlib and ~5 % smaller
+    on noisy DN), ``"zlib"`` (level ``complevel``), ``"zstd"`` (needs netCDF-C ≥ 4.9 with its filter
+    plugins to read back), ``"none"`` (fastest, largest).
     """
     from simhsi._atomic import check_output_path
 
@@ -94,7 +108,8 @@ def write_scene(
         except ImportError:  # pragma: no cover - io helper module missing
             write_netcdf = None
         if write_netcdf is not None:
-            return write_netcdf(out, path, overwrite=overwrite, complevel=complevel, progress=progress)
+            return write_netcdf(out, path, overwrite=overwrite, complevel=complevel, compression=compression,
+                                progress=progress)
         from simhsi._atomic import atomic_path  # pragma: no cover
 
         with atomic_path(path, overwrite) as tmp:  # pragma: no cover

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -91,18 +92,76 @@ def reflectance_to_radiance_gain(
 
 
 # --------------------------------------------------------------------------------------------- noise
+#: Pairs of normal deviates made per Box-Muller step inside a tile (part of the stream's definition).
+_BM_PAIRS = 16384
+_TWO_PI = 2.0 * math.pi
+
+
+def _box_muller(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill the 1-D float32 ``out`` with standard normal deviates (Box-Muller, float32 arithmetic).
+
+    Each float64 uniform ``u`` of ``rng.random`` (53 random bits) gives one pair: its top 24 bits make
+    ``u1 = (floor(u 2^24) + 1) 2^-24`` in (0, 1] and its 29 low bits ``u2 = frac(u 2^24)`` in [0, 1)
+    (independent bits), then ``z = sqrt(-2 ln u1) (cos 2π u2, sin 2π u2)``. Values come in steps of
+    :data:`_BM_PAIRS` pairs, the cosines then the sines. |z| ≤ 5.77 (u1 ≥ 2^-24): the tails beyond
+    5.77σ (probability 8e-9) are cut. About 2-3 × faster than ``Generator.standard_normal`` here, and
+    built only from ``Generator.random`` (the PCG64 stream), so it does not depend on numpy's ziggurat tables.
+    """
+    n = out.size
+    u = np.empty(min(_BM_PAIRS, (n + 1) // 2), dtype=np.float64)
+    hi = np.empty_like(u)
+    c = np.empty(u.size, dtype=np.float32)
+    i = 0
+    while i < n:
+        m = min(_BM_PAIRS, (n - i + 1) // 2)
+        k = min(m, n - i - m)  # sines used (the last odd value has no partner)
+        uu, hh, cc = u[:m], hi[:m], c[:m]
+        rng.random(out=uu)
+        uu *= 16777216.0  # 2^24
+        np.floor(uu, out=hh)
+        uu -= hh  # u2, 29 bits
+        hh += 1.0
+        r = out[i:i + m]
+        np.multiply(hh, 1.0 / 16777216.0, out=r, casting="same_kind")  # u1 in (0, 1], exact in float32
+        np.log(r, out=r)
+        r *= np.float32(-2.0)
+        np.sqrt(r, out=r)
+        if k:
+            s = out[i + m:i + m + k]
+            np.multiply(uu[:k], _TWO_PI, out=s, casting="same_kind")
+            np.sin(s, out=s)
+            s *= r[:k]
+        np.multiply(uu, _TWO_PI, out=cc, casting="same_kind")
+        np.cos(cc, out=cc)
+        r *= cc
+        i += m + k
+
+
+def tile_normal(seed: int, tile_row: int, tile_col: int, n_bands: int, block: int = NOISE_BLOCK,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """The standard normal noise (float32, (block, block, n_bands)) of global tile (tile_row, tile_col).
+
+    Drawn from ``numpy.random.default_rng(SeedSequence([seed, tile_row, tile_col]))`` with
+    :func:`_box_muller`: a function of the seed and the tile position only.
+    """
+    if out is None:
+        out = np.empty((block, block, n_bands), dtype=np.float32)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(tile_row), int(tile_col)]))
+    _box_muller(rng, out.reshape(-1))
+    return out
+
+
 def block_normal(seed: int, y0: int, y1: int, x0: int, x1: int, n_bands: int, block: int = NOISE_BLOCK) -> np.ndarray:
     """Standard normal noise (float32, shape (y1-y0, x1-x0, n_bands)) for the global pixel window.
 
-    Made of global ``block`` x ``block`` tiles, tile (i, j) drawn from ``SeedSequence([seed, i, j])``:
-    the value at a pixel does not depend on the window asked for.
+    Made of global ``block`` x ``block`` tiles (:func:`tile_normal`): the value at a pixel does not
+    depend on the window asked for.
     """
     out = np.empty((y1 - y0, x1 - x0, n_bands), dtype=np.float32)
     tile = np.empty((block, block, n_bands), dtype=np.float32)  # reused: no page faults per tile
     for by in range(y0 // block, (y1 - 1) // block + 1):
         for bx in range(x0 // block, (x1 - 1) // block + 1):
-            rng = np.random.default_rng(np.random.SeedSequence([int(seed), by, bx]))
-            rng.standard_normal(dtype=np.float32, out=tile)
+            tile_normal(seed, by, bx, n_bands, block, out=tile)
             ty0, tx0 = by * block, bx * block
             sy0, sy1 = max(y0, ty0), min(y1, ty0 + block)
             sx0, sx1 = max(x0, tx0), min(x1, tx0 + block)
@@ -270,7 +329,8 @@ class _Quant:
 
     Values are converted to the level's units, quantised, dequantised and converted back. Valid pixels
     never get the fill DN (when the fill is the lowest DN they are clipped one step above it), so that a
-    reader of the product does not turn a dark pixel into nodata.
+    reader of the product does not turn a dark pixel into nodata. DN and dequantised values are computed
+    in float64 with the sensor's formulas.
     """
 
     def __init__(self, sensor: Any, level: str) -> None:
@@ -290,29 +350,67 @@ class _Quant:
         self.scale = float(1.0 / lq.scale / self.factor) if not self.is_float else 1.0
         self.offset = float(-lq.offset / self.factor) if not self.is_float else 0.0
         self.scalar = not self.is_float
+        if not self.is_float:
+            self.lo, self.hi = (int(v) for v in lq.dn_range)
+            self.clip_lo = self.lo if self.lo_dn is None else self.lo_dn
+
+    def to_dn(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Physical values -> DN as float64 in ``out`` (the sensor's formulas; NaN stays NaN)."""
+        lq = self.lq
+        if self.factor == 1.0 and lq.offset == 0:
+            np.multiply(values, lq.scale, out=out, dtype=np.float64)  # = copy to float64, then * scale
+        else:
+            if self.factor != 1.0:
+                np.multiply(values, self.factor, out=out, dtype=np.float64)
+            else:
+                np.copyto(out, values)
+            out += lq.offset
+            out *= lq.scale
+        np.rint(out, out=out)
+        np.clip(out, self.clip_lo, self.hi, out=out)  # NaN stays NaN
+        return out
+
+    def dequantize(self, dn: np.ndarray) -> np.ndarray:
+        """float64 DN -> physical values, in place (= LevelQuantization.dequantize, then the unit factor)."""
+        dn /= self.lq.scale
+        dn -= self.lq.offset
+        if self.factor != 1.0:
+            dn /= self.factor
+        return dn
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        """Quantise + dequantise (float64, in place on one copy): the sensor's formulas, NaN kept."""
+        """Quantise + dequantise (float64 on one copy): the sensor's formulas, NaN kept; float32 result."""
         if self.is_float:
             return np.asarray(values, dtype=self.dtype).astype(np.float32)
-        lq = self.lq
-        lo, hi = lq.dn_range
-        v = np.array(values, dtype=np.float64)
-        if self.factor != 1.0:
-            v *= self.factor
-        v += lq.offset
-        v *= lq.scale
-        np.rint(v, out=v)
-        np.clip(v, lo if self.lo_dn is None else self.lo_dn, hi, out=v)  # NaN stays NaN
-        v /= lq.scale  # = LevelQuantization.dequantize
-        v -= lq.offset
-        if self.factor != 1.0:
-            v /= self.factor
-        return v.astype(np.float32)
+        v = np.empty(np.shape(values), dtype=np.float64)
+        self.to_dn(np.asarray(values), v)
+        return self.dequantize(v).astype(np.float32)
 
 
-#: Elements (pixels x bands) processed at once inside a chunk: bounds the temporaries (~8 bytes each).
-SLAB_ELEMENTS = 2_000_000
+#: Values (pixels x bands) processed at once inside a chunk: the slab's buffers (float32 value and sigma,
+#: float64 DN: 16 bytes per value, 2 MiB) stay in the CPU's L2 cache between the ~15 passes over them.
+SLAB_ELEMENTS = 131_072
+
+
+def _tile_regions(y0: int, y1: int, x0: int, x1: int, block: int) -> list[tuple[int, int, int, int, int, int]]:
+    """(tile row, tile col, ry0, ry1, rx0, rx1): the chunk [y0:y1, x0:x1] cut along the global noise tiles."""
+    regions = []
+    for by in range(y0 // block, (y1 - 1) // block + 1):
+        for bx in range(x0 // block, (x1 - 1) // block + 1):
+            regions.append((by, bx, max(y0, by * block) - y0, min(y1, (by + 1) * block) - y0,
+                            max(x0, bx * block) - x0, min(x1, (bx + 1) * block) - x0))
+    return regions
+
+
+def _parametric_coeffs(noise_model: Any, nb: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """float32 (a k, b, c k) when the model is isofit-parametric: |a √max(b+L, 1e-5) + c| k = |ak √… + ck|."""
+    if getattr(noise_model, "kind", None) != "parametric" or getattr(noise_model, "n_bands", None) != nb:
+        return None
+    prm = noise_model.params
+    if not {"a", "b", "c"} <= set(prm) or any(np.shape(prm[n]) != (nb,) for n in "abc"):
+        return None
+    a, b, c = (np.asarray(prm[n], dtype=np.float64) for n in "abc")
+    return (a * k).astype(np.float32), b.astype(np.float32), (c * k).astype(np.float32)
 
 
 def _render_block(
@@ -326,40 +424,88 @@ def _render_block(
     seed: int,
     quant: _Quant | None,
     noisy: bool,
+    result: str = "float",
     block_info: dict | None = None,
 ) -> np.ndarray:
-    """One (p, h, w) abundance chunk -> (h, w, n_bands) float32 cube chunk (processed in row slabs)."""
+    """One (p, h, w) abundance chunk -> (h, w, n_bands) cube chunk.
+
+    ``result="float"``: the (dequantised) float32 values; ``"dn"``: the sensor's integer DN (needs an
+    integer DN convention and no NaN). The chunk is processed region by region (its intersections with the
+    global noise tiles, whose noise is drawn once each) and, inside, in slabs of :data:`SLAB_ELEMENTS`
+    values computed in place with numpy ufuncs (``out=``), so the temporaries stay in cache.
+    """
     p, h, w = a.shape
     nb = E_s.shape[0]
-    out = np.empty((h, w, nb), dtype=np.float32)
-    z = None
-    if noisy and noise_model is not None:
-        (_, (y0, y1), (x0, x1)) = block_info[0]["array-location"]
-        z = block_normal(seed, y0, y1, x0, x1, nb)
+    dn_out = result == "dn"
+    if dn_out and (quant is None or quant.is_float):
+        raise ParameterError("result='dn' needs an integer DN convention")
+    out = np.empty((h, w, nb), dtype=quant.dtype if dn_out else np.float32)
+    if h == 0 or w == 0 or nb == 0:
+        return out
+    at = np.ascontiguousarray(np.moveaxis(np.asarray(a, dtype=np.float32), 0, -1))  # (h, w, p)
     E_t = np.ascontiguousarray(E_s.T, dtype=np.float32)  # (p, nb)
-    inv_gain = (np.float32(1.0) / gain).astype(np.float32)
-    sig_scale = np.float32(1.0 / W_M2_UM_TO_UW_CM2_NM / snr_scale)
-    rows = max(1, SLAB_ELEMENTS // max(1, w * nb))
-    for r0 in range(0, h, rows):
-        r1 = min(h, r0 + rows)
-        n = (r1 - r0) * w
-        refl = (a[:, r0:r1, :].reshape(p, n).T @ E_t).reshape(r1 - r0, w, nb)  # float32
-        if level == "L1":
-            val = refl * gain  # W m-2 sr-1 um-1
-        else:
-            val = refl
-        if z is not None:
-            radiance = val if level == "L1" else refl * gain
-            sig = np.asarray(noise_model.sigma(radiance * np.float32(W_M2_UM_TO_UW_CM2_NM), band_axis=-1),
-                             dtype=np.float32)
-            sig *= sig_scale  # back to W m-2 sr-1 um-1, divided by snr_scale
-            if level == "L2":
-                sig *= inv_gain  # radiance noise -> reflectance noise
-            sig *= z[r0:r1]
-            val = val + sig
-        if quant is not None:
-            val = quant.apply(val)
-        out[r0:r1] = val
+    gain32 = np.asarray(gain, dtype=np.float32)
+    noise_on = noisy and noise_model is not None
+    if noise_on:
+        (_, (y0, y1), (x0, x1)) = block_info[0]["array-location"]
+        regions = _tile_regions(y0, y1, x0, x1, NOISE_BLOCK)
+        tile = np.empty((NOISE_BLOCK, NOISE_BLOCK, nb), dtype=np.float32)
+        # sigma(L) in uW cm-2 sr-1 nm-1 -> W m-2 sr-1 um-1, / snr_scale, and to reflectance for L2
+        k = np.full(nb, 1.0 / W_M2_UM_TO_UW_CM2_NM / snr_scale)
+        if level == "L2":
+            k = k / np.asarray(gain, dtype=np.float64)
+        to_model = (np.full(nb, W_M2_UM_TO_UW_CM2_NM) * (gain if level == "L2" else 1.0)).astype(np.float32)
+        fast = _parametric_coeffs(noise_model, nb, k)
+        k32 = k.astype(np.float32)
+    else:
+        regions = [(0, 0, 0, h, 0, w)]
+    size = min(SLAB_ELEMENTS, h * w * nb) if len(regions) == 1 else SLAB_ELEMENTS
+    size = max(size, max(rx1 - rx0 for *_, rx0, rx1 in regions) * nb)  # at least one row of a region
+    val = np.empty(size, dtype=np.float32)
+    sig = np.empty(size, dtype=np.float32) if noise_on else None
+    q64 = np.empty(size, dtype=np.float64) if quant is not None and not quant.is_float else None
+    for by, bx, ry0, ry1, rx0, rx1 in regions:
+        zt = None
+        if noise_on:
+            tile_normal(seed, by, bx, nb, out=tile)
+            ty0, tx0 = by * NOISE_BLOCK - y0, bx * NOISE_BLOCK - x0  # tile origin in chunk coordinates
+            zt = tile[ry0 - ty0:ry1 - ty0, rx0 - tx0:rx1 - tx0]
+        wr = rx1 - rx0
+        rows = max(1, size // (wr * nb))
+        for r0 in range(ry0, ry1, rows):
+            r1 = min(ry1, r0 + rows)
+            m = (r1 - r0) * wr
+            n = m * nb
+            shape3 = (r1 - r0, wr, nb)
+            v = val[:n].reshape(m, nb)
+            np.matmul(at[r0:r1, rx0:rx1].reshape(m, p), E_t, out=v)  # reflectance
+            if level == "L1":
+                v *= gain32  # W m-2 sr-1 um-1
+            if noise_on:
+                s = sig[:n].reshape(m, nb)
+                np.multiply(v, to_model, out=s)  # radiance in the model's unit
+                if fast is not None:
+                    a_k, b_, c_k = fast
+                    s += b_
+                    np.maximum(s, np.float32(1e-5), out=s)
+                    np.sqrt(s, out=s)
+                    s *= a_k
+                    s += c_k
+                    np.abs(s, out=s)
+                else:
+                    s[...] = noise_model.sigma(s, band_axis=-1)
+                    s *= k32
+                s3 = s.reshape(shape3)
+                np.multiply(s3, zt[r0 - ry0:r1 - ry0], out=s3)
+                v += s
+            res: np.ndarray = v
+            if quant is not None:
+                if quant.is_float:
+                    res = v.astype(quant.dtype).astype(np.float32)
+                else:
+                    q = quant.to_dn(v, q64[:n].reshape(m, nb))
+                    res = q if dn_out else quant.dequantize(q)
+            out[r0:r1, rx0:rx1] = res.reshape(shape3)
     return out
 
 
@@ -376,6 +522,30 @@ def _chunks_tuple(chunks: Any) -> tuple[int, int]:
         raise ParameterError(f"The 'chunks' parameter must be an int or (y, x) ints >= 16. Got {chunks!r} instead.") from None
     check_param("chunks", chunks, cy >= 16 and cx >= 16, "an int or (y, x) ints >= 16", "render_scene")
     return cy, cx
+
+
+# --------------------------------------------------------------------------------------------- DN twins
+#: dask name of a rendered (dequantised) cube -> (weak reference to it, the dask array of its DN).
+_DN_TWINS: dict[str, tuple[weakref.ref, Any]] = {}
+
+
+def _register_dn_twin(cube: Any, dn: Any) -> None:
+    _DN_TWINS[cube.name] = (weakref.ref(cube), dn)
+    weakref.finalize(cube, _DN_TWINS.pop, cube.name, None)
+
+
+def dn_twin(data: Any) -> Any | None:
+    """The dask array of the sensor DN behind a cube returned by :func:`render_scene`, or ``None``.
+
+    ``data`` must be the very dask array of the scene's cube variable (``ds["reflectance"].data``); any
+    derived array (sliced, rechunked, computed) gets ``None``. The DN array computes the same chunks
+    directly as integers, sparing writers that store DN the dequantise/requantise round trip;
+    ``DN * dn_scale + dn_offset`` gives the cube's values.
+    """
+    entry = _DN_TWINS.get(getattr(data, "name", None))
+    if entry is None or entry[0]() is not data:
+        return None
+    return entry[1]
 
 
 # --------------------------------------------------------------------------------------------- main API
@@ -503,6 +673,12 @@ def render_scene(
     cube = da.map_blocks(_render_block, a, noise_model=noise_model, quant=quant, noisy=noisy, **kw,
                          drop_axis=0, new_axis=2, chunks=out_chunks, dtype=np.float32,
                          token="simhsi-render")
+    if quant is not None and quant.scalar and not has_nan:
+        # the same chunks as the sensor's integer DN, for writers storing DN (NetCDF export): see dn_twin()
+        dn = da.map_blocks(_render_block, a, noise_model=noise_model, quant=quant, noisy=noisy, result="dn",
+                           **kw, drop_axis=0, new_axis=2, chunks=out_chunks, dtype=quant.dtype,
+                           token="simhsi-render-dn")
+        _register_dn_twin(cube, dn)
     var = "radiance" if lv == "L1" else "reflectance"
     units = UNITS_RADIANCE if lv == "L1" else UNITS_REFLECTANCE
     band_coords = {

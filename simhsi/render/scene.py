@@ -1,11 +1,11 @@
 """Inputs of a scene: abundance files, endmember libraries, and the embedded demo defaults.
 
-Demo scene (``simhsi render-cube --sensor prisma --out scene.nc`` with no other input): abundance maps at
-:data:`DEMO_SCENE_PIXEL_M` (3x finer than PRISMA's 30 m, so the PSF/resampling stage runs) from
+Demo scene (``simhsi render-cube --sensor prisma --out scene.nc`` with no other input): abundance maps from
 
-1. the default trained generator model, when one is installed (``simhsi.diffusion``);
-2. else the Gaussian-random-field generator (``simhsi.diffusion.grf``, HIST-style fields, no training);
-3. else tiles of the bundled real Jasper Ridge ground-truth abundances (``simhsi.data``),
+1. the default trained generator model shipped in ``simhsi/data/default_model`` (``simhsi.diffusion``),
+   generated on the sensor grid (the PSF stage runs at the GSD);
+2. else (no model, or it fails) the Gaussian-random-field generator (``simhsi.diffusion.grf``, HIST-style
+   fields, no training) at :data:`DEMO_SCENE_PIXEL_M` (3x finer than PRISMA's 30 m, so the resampling runs),
 
 and the :data:`DEMO_P` measured spectra :data:`DEMO_NAMES` from the bundled real library (``simhsi.library``).
 The bundled spectra end at 2500 nm, so the last PRISMA bands (centre + 1.5 FWHM up to ~2511 nm) reach
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from simhsi.errors import DataError, FormatError, InputFileError, ParameterError
+from simhsi.errors import FormatError, InputFileError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
@@ -110,53 +110,37 @@ def _default_generator_model() -> str | None:
 
 
 def demo_abundances(size: tuple[int, int] = DEMO_SIZE, p: int = DEMO_P, *, seed: int = 0,
-                    scene_pixel_m: float = DEMO_SCENE_PIXEL_M, gsd_m: float = 30.0) -> xr.DataArray:
-    """Demo abundance maps for a scene of ``size`` sensor pixels, at ``scene_pixel_m`` (finer than the GSD).
+                    scene_pixel_m: float | None = None, gsd_m: float = 30.0, progress: bool = True) -> xr.DataArray:
+    """Demo abundance maps for a scene of ``size`` sensor pixels.
 
-    Returns (endmember, y, x) with ``attrs["generator"]`` naming the source used (see module docstring).
+    With the default diffusion model the maps are generated on the sensor grid (``scene_pixel_m`` =
+    ``gsd_m``; 256 x 256 px take one to three minutes on 2 CPU cores); with the Gaussian-field fallback at
+    ``DEMO_SCENE_PIXEL_M`` (finer than the GSD, so the PSF + resampling stage runs). An explicit
+    ``scene_pixel_m`` (m) overrides both. Returns (endmember, y, x) with ``attrs["generator"]`` naming the
+    source used and ``attrs["pixel_m"]`` the pixel size of the maps in metres.
     """
     import xarray as xr
 
-    factor = gsd_m / scene_pixel_m
-    h, w = (int(round(s * factor)) for s in size)
     model = _default_generator_model()
     if model is not None:
+        pixel = float(scene_pixel_m or gsd_m)
+        h, w = (int(round(s * gsd_m / pixel)) for s in size)
         try:
             from simhsi.diffusion.generate import generate_abundances
 
-            out = generate_abundances(model, n=1, size=(h, w), p=p, seed=seed)
+            out = generate_abundances(model, n=1, size=(h, w), p=p, seed=seed, progress=progress)
             a = out["abundances"] if isinstance(out, xr.Dataset) else out
             a = a.isel(sample=0) if "sample" in a.dims else a
             a.attrs["generator"] = f"ddpm default model {model}"
+            a.attrs["pixel_m"] = pixel
             return a
         except Exception as exc:  # noqa: BLE001 - fall back to GRF, loudly
             log.warning("default generator model failed (%s); using Gaussian random fields", exc)
-    try:
-        from simhsi.diffusion.grf import gaussian_random_field_abundances
-    except ImportError:
-        gaussian_random_field_abundances = None
-    if gaussian_random_field_abundances is not None:
-        a = gaussian_random_field_abundances(1, (h, w), p, theta=DEMO_GRF_THETA_PX, seed=seed).isel(sample=0)
-        a.attrs["generator"] = f"grf (Gaussian random fields, spheric, theta {DEMO_GRF_THETA_PX:g} px)"
-        return a
-    return tiled_ground_truth(h, w, p)
+    from simhsi.diffusion.grf import gaussian_random_field_abundances
 
-
-def tiled_ground_truth(h: int, w: int, p: int) -> xr.DataArray:
-    """Fallback demo: the bundled real Jasper Ridge ground-truth abundances (4 maps) tiled to (h, w),
-    mirrored at every other tile so there are no seams. Needs p == 4."""
-    import simhsi.data as sd
-    from simhsi.conventions import make_abundances
-
-    gt = sd.load("jasper_ridge")["abundances"].transpose("endmember", "y", "x")
-    if gt.sizes["endmember"] != p:
-        raise DataError(f"no abundance generator installed and the bundled Jasper Ridge ground truth has "
-                        f"{gt.sizes['endmember']} endmembers, not {p}; give --abundances FILE")
-    g = np.asarray(gt.values, dtype=np.float32)
-    tile = np.concatenate([g, g[:, ::-1]], axis=1)
-    tile = np.concatenate([tile, tile[:, :, ::-1]], axis=2)
-    reps = (1, -(-h // tile.shape[1]), -(-w // tile.shape[2]))
-    a = np.tile(tile, reps)[:, :h, :w]
-    out = make_abundances(a, [str(n) for n in gt["endmember"].values])
-    out.attrs["generator"] = "tiled Jasper Ridge ground truth (bundled)"
-    return out
+    pixel = float(scene_pixel_m or DEMO_SCENE_PIXEL_M)
+    h, w = (int(round(s * gsd_m / pixel)) for s in size)
+    a = gaussian_random_field_abundances(1, (h, w), p, theta=DEMO_GRF_THETA_PX, seed=seed).isel(sample=0)
+    a.attrs["generator"] = f"grf (Gaussian random fields, spheric, theta {DEMO_GRF_THETA_PX:g} px)"
+    a.attrs["pixel_m"] = pixel
+    return a

@@ -13,7 +13,7 @@ import importlib
 from simhsi.unmixing._base import Prepared, Unmixer, available_methods, get_method, prepare, register
 
 #: Modules whose import registers methods (each decorates its classes with ``@register``).
-_METHOD_MODULES = ("geometric", "fcls", "nmfqmv", "bayesian", "cnnaeu", "pgmsu")
+_METHOD_MODULES = ("geometric", "fcls", "nmfqmv", "edaa", "bayesian", "cnnaeu", "pgmsu")
 
 for _mod in _METHOD_MODULES:
     importlib.import_module(f"simhsi.unmixing.{_mod}")

@@ -55,7 +55,10 @@ def auto_n_patches(h: int, w: int, n_bands: int) -> int:
 def _build_model(n_bands: int, p: int, kernel: int, scale: float, dropout: float):
     """The CNNAEU network as a torch module (imports torch)."""
     import torch
+    import torch.nn.functional as F
     from torch import nn
+
+    from simhsi.unmixing._torch import conv2d_few_in
 
     class SpatialDropout(nn.Module):
         """Drops whole channels (like Keras' SpatialDropout2D) using an explicit torch.Generator."""
@@ -92,9 +95,14 @@ def _build_model(n_bands: int, p: int, kernel: int, scale: float, dropout: float
         def abundances(self, x: torch.Tensor) -> torch.Tensor:
             return torch.softmax(self.scale * self.encoder(x), dim=1)
 
+        def decode(self, a: torch.Tensor) -> torch.Tensor:
+            """The decoder convolution (reflect padding) with a faster CPU backward; same result."""
+            pad = self.decoder.kernel_size[0] // 2
+            return conv2d_few_in(F.pad(a, (pad,) * 4, mode="reflect"), self.decoder.weight)
+
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             a = self.abundances(x)
-            return a, self.decoder(a)
+            return a, self.decode(a)
 
         def set_generator(self, g: torch.Generator) -> None:
             for m in self.modules():
@@ -132,6 +140,8 @@ class CNNAEU(TorchUnmixer):
 
     name = "cnnaeu"
     family = "deep"
+    #: diagnostics only: called as ``hook(epoch, net, image, mask, loss_history)`` after every epoch (train mode).
+    _epoch_hook: Any = None
 
     def __init__(
         self,
@@ -227,6 +237,7 @@ class CNNAEU(TorchUnmixer):
         net.set_generator(gen_dev)
         opt = RMSpropTF(net.parameters(), lr=float(self.lr))
         net.train()
+        history: list[float] = []
         bar = tqdm(range(self.epochs), desc="cnnaeu", disable=not progress, leave=False)
         for _ in bar:
             order = torch.randperm(n_patches, generator=gen_cpu).to(dev)
@@ -241,7 +252,10 @@ class CNNAEU(TorchUnmixer):
                 opt.step()
                 net.clip_decoder()
                 total += float(loss.detach()) * idx.numel()
-            bar.set_postfix(sad_rad=f"{total / n_patches:.4f}")
+            history.append(total / n_patches)
+            bar.set_postfix(sad_rad=f"{history[-1]:.4f}")
+            if self._epoch_hook is not None:
+                self._epoch_hook(len(history), net, img, mask, history)
         net.eval()
         A_img = self._infer(net, img, dev)
         A = A_img.reshape(p, h * w)[:, mask.ravel()].astype(np.float64)
@@ -250,6 +264,7 @@ class CNNAEU(TorchUnmixer):
         denom = float(np.sum(EA * EA))
         c = float(np.sum(prep.Y * EA)) / denom if denom > 0 else 1.0
         self.net_ = net
+        self.loss_history_ = history
         self.kernel_ = kernel
         self.n_patches_ = n_patches
         return E * max(c, 0.0), A

@@ -206,7 +206,7 @@ class PGMSU(TorchUnmixer):
                     loss = loss + self.lambda_vca * (em - target).square().sum() / nb
                 else:
                     spread = (em - em.mean(dim=1, keepdim=True)).square().sum() / (nb * p * n_bands)
-                    sad = spectral_angle(em, em.mean(dim=0, keepdim=True).expand_as(em), dim=2).sum() / (nb * p)
+                    sad = spectral_angle(em, em.mean(dim=0, keepdim=True), dim=2).sum() / (nb * p)  # broadcasts
                     loss = loss + self.lambda_vol * spread + self.lambda_sad * sad
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

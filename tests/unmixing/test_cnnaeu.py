@@ -78,6 +78,28 @@ def test_rmsprop_tf_formula_by_hand():
         RMSpropTF([u], lr=-1.0)
 
 
+def test_conv2d_few_in_matches_conv2d():
+    """The decoder convolution's custom backward (GEMM + fold) gives torch's conv2d gradients."""
+    import torch.nn.functional as F
+
+    from simhsi.unmixing._torch import conv2d_few_in
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 11, 9, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(7, 3, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(conv2d_few_in, (x, w))
+    go = torch.rand(2, 7, 7, 5, generator=g, dtype=torch.float64)
+    ref = torch.autograd.grad(F.conv2d(x, w), (x, w), go)
+    out = conv2d_few_in(x, w)
+    np.testing.assert_allclose(out.detach().numpy(), F.conv2d(x, w).detach().numpy(), rtol=1e-12)
+    got = torch.autograd.grad(out, (x, w), go)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12)
+    # only the weight needs a gradient (the decoder's input always does in training, but check both paths)
+    gw = torch.autograd.grad(conv2d_few_in(x.detach(), w), w, go)[0]
+    np.testing.assert_allclose(gw.numpy(), ref[1].numpy(), rtol=1e-10)
+
+
 def test_resolve_device():
     from simhsi.unmixing._torch import resolve_device
 

@@ -19,6 +19,7 @@ FAST_PARAMS: dict[str, dict] = {
     "sisal-fcls": {"mm_iters": 5},
     "nmfqmv": {"ao_iters": 3, "admm_iters": 5, "vca_runs": 2, "betas": (1.0, 10.0)},
     "bayes": {"n_samples": 4, "burn_in": 1},
+    "edaa": {"n_runs": 2, "T": 3, "device": "cpu"},
     "cnnaeu": {"epochs": 1, "n_patches": 2, "patch_size": 16, "batch_size": 2, "kernel": 3, "device": "cpu"},
     "pgmsu": {"epochs": 2, "device": "cpu"},
 }

@@ -1,0 +1,105 @@
+"""Helpers of benchmarks/bench_generation.py: disjoint real halves, matched-n floor, merging of runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simhsi.metrics.realism import DISTANCES
+from simhsi.simplex import project_simplex
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generation.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_generation", _PATH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _coded_map(h, w, scene_id):
+    """(3, h, w) map whose channels encode the row, the column and the scene of each pixel."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    return np.stack([yy, xx, np.full((h, w), float(scene_id))])
+
+
+def test_split_halves_share_no_pixel_and_keep_scenes_together(bench):
+    maps = [("s1", _coded_map(40, 24, 1)), ("s1", _coded_map(40, 24, 1) + 0.0), ("s2", _coded_map(50, 30, 2))]
+    for seed in range(4):
+        a, b = bench.split_halves(maps, size=8, stride=4, seed=seed)
+        assert a.shape[1:] == (3, 8, 8) and b.shape[1:] == (3, 8, 8)
+        for sid, h in ((1, 40), (2, 50)):
+            rows_a = {int(v) for p in a if p[2, 0, 0] == sid for v in np.unique(p[0])}
+            rows_b = {int(v) for p in b if p[2, 0, 0] == sid for v in np.unique(p[0])}
+            assert rows_a and rows_b
+            assert rows_a.isdisjoint(rows_b)  # no shared pixel
+            assert rows_a | rows_b <= set(range(h))
+            # each half lies entirely on one side of the middle row
+            assert max(rows_a) < h // 2 <= min(rows_b) or max(rows_b) < h // 2 <= min(rows_a)
+
+
+def test_split_halves_drops_nan_patches(bench):
+    m = _coded_map(40, 24, 1)
+    m[:, :20] = np.nan
+    with pytest.raises(SystemExit):
+        bench.split_halves([("s", m)], size=8, stride=4, seed=0)
+
+
+def test_floor_is_matched_in_n_and_has_spread(bench):
+    rng = np.random.default_rng(0)
+    a = project_simplex(rng.gamma(0.5, size=(20, 3, 8, 8)), axis=1)
+    b = project_simplex(rng.gamma(0.5, size=(20, 3, 8, 8)), axis=1)
+    f = bench.floor(a, b, n=4, repeats=5, seed=0)
+    assert f["n_synth"] == 4
+    for d in DISTANCES:
+        assert f[d] > 0 and f[f"{d}_std"] >= 0
+    assert any(f[f"{d}_std"] > 0 for d in DISTANCES)
+    assert bench.floor(a, b, n=4, repeats=5, seed=0) == f  # seeded
+
+
+def test_memorisation_ratio_flags_copies(bench):
+    rng = np.random.default_rng(1)
+    a = project_simplex(rng.gamma(0.5, size=(12, 3, 8, 8)), axis=1)
+    b = project_simplex(rng.gamma(0.5, size=(12, 3, 8, 8)), axis=1)
+    nn_ba, nn_ab = bench.nn_median(b, a), bench.nn_median(a, b)
+    copies = bench.score(b, a[:6] + 1e-6, a, nn_ba, nn_ab)
+    fresh = bench.score(b, project_simplex(rng.gamma(0.5, size=(6, 3, 8, 8)), axis=1), a, nn_ba, nn_ab)
+    assert copies["memorisation_ratio"] < 0.01
+    assert fresh["memorisation_ratio"] > 0.5
+
+
+def test_merge_pools_timings_and_checks_targets(bench, tmp_path):
+    def run(p, cpu_ddpm, cpu_fast):
+        sets = {"real A (floor), n=2": {"n_synth": 2, **{d: 1.0 for d in DISTANCES},
+                                         **{f"{d}_std": 0.1 for d in DISTANCES}},
+                "ddpm-2000, n=2": {"n_synth": 2, **{d: 1.0 for d in DISTANCES}},
+                "dpmpp-20, n=2": {"n_synth": 2, **{d: 1.05 for d in DISTANCES}},
+                "grf (spheric θ=8), n=2": {"n_synth": 2, **{d: 2.0 for d in DISTANCES}}}
+        return {"command": f"run {p}", "model": "m", "model_step": 10, "machine": "x", "torch": "t", "threads": 1,
+                "device": "cpu", "batch": 2, "wall_s": 5.0,
+                "timing": {"ddpm-2000": {"wall_s": 2 * cpu_ddpm, "cpu_s": cpu_ddpm, "n_samples": 2, "steps": 2000,
+                                         "nfe": 2000},
+                           "dpmpp-20": {"wall_s": 2 * cpu_fast, "cpu_s": cpu_fast, "n_samples": 2, "steps": 20,
+                                        "nfe": 20}},
+                "realism": {str(p): {"real": {"n_A": 3, "n_B": 3, "n_maps": 1, "maps": ["s:gt"]},
+                                     "grf_theta": 8.0, "sets": sets}}}
+
+    files = []
+    for p, cd, cf in ((3, 100.0, 1.0), (4, 300.0, 3.0)):
+        f = tmp_path / f"p{p}.json"
+        f.write_text(json.dumps(run(p, cd, cf)))
+        files.append(str(f))
+    res = bench.merge(files, str(tmp_path / "m.json"), str(tmp_path / "m.md"))
+    assert res["timing"]["ddpm-2000"]["cpu_s_per_sample"] == pytest.approx(400.0 / 4)
+    assert res["timing"]["dpmpp-20"]["n_samples"] == 4
+    assert set(res["realism"]) == {"3", "4"}
+    text = " ".join(res["targets"])
+    assert "100.0× faster" in text and "met" in text
+    assert "within 10 % (or one floor std) on 5/5" in text
+    assert "closer to real than grf (spheric θ=8), n=2 on 5/5" in text
+    md = (tmp_path / "m.md").read_text()
+    assert "## Realism, p = 4" in md and "| ddpm-2000 | 2000 | 4 | 100.000 | 200.000 | 1.0× |" in md
