@@ -73,3 +73,16 @@ def check_param(name: str, value, ok: bool, expected: str, owner: str | None = N
     if not ok:
         of = f" of {owner}" if owner else ""
         raise ParameterError(f"The {name!r} parameter{of} must be {expected}. Got {value!r} instead.")
+
+
+def run_script(main, argv: list[str] | None = None) -> None:
+    """Run a script's ``main(argv) -> int`` as the CLI does: a :class:`SimhsiError` prints one
+    ``error: ...`` line on stderr and exits with code 2 (no traceback); otherwise exit with main's code."""
+    import sys
+
+    try:
+        code = main(argv)
+    except SimhsiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

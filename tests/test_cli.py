@@ -213,3 +213,17 @@ def test_python_dash_m_quiet(tmp_path):
     res = subprocess.run([sys.executable, "-m", "simhsi", "-q", "sensors", "list"], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and "prisma" in res.stdout
+
+
+def test_run_script_error_line_and_exit_codes(capsys):
+    from simhsi.errors import DataError, run_script
+
+    def bad(argv):
+        raise DataError("cube has NaN", path="x.nc")
+
+    with pytest.raises(SystemExit) as exc:
+        run_script(bad)
+    assert exc.value.code == 2 and capsys.readouterr().err.strip() == "error: x.nc: cube has NaN"
+    with pytest.raises(SystemExit) as exc:
+        run_script(lambda argv: 0)
+    assert exc.value.code == 0

@@ -327,10 +327,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from simhsi.errors import SimhsiError
+    from simhsi.errors import run_script
 
-    try:
-        sys.exit(main())
-    except SimhsiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -7,7 +7,8 @@ with ``nRow``/``nCol`` scalars, pixels in MATLAB column-major order, i.e.
 (``E`` (bands, p)) + ``A_true.mat`` (``A_true`` (H, W, p)). Both MATLAB v5 (scipy) and v7.3
 (HDF5, h5py) files are read.
 
-Benchmark files carry no wavelengths; they are reconstructed from the sensor's nominal grid and
+Benchmark files usually carry no wavelengths (variables ``wavelength``/``fwhm`` in nm are used when present);
+otherwise they are reconstructed from the sensor's nominal grid and
 flagged ``wavelengths_approximate=1`` in the attrs:
 
 * Samson (156 bands): ``linspace(401, 889, 156)`` nm;
@@ -194,6 +195,11 @@ def read_mat_cube(
         raise FormatError(f"{key!r} has shape {arr.shape}; expected (bands, pixels) or (rows, cols, bands)", path=p)
     data = np.ascontiguousarray(data, dtype=dtype)
     attrs: dict[str, Any] = {"source_file": str(p), "format": "mat", "mat_variable": key}
+    if wavelength is None and "wavelength" in d and np.asarray(d["wavelength"]).size == n_bands:
+        # files that carry their band centres (e.g. examples/benchmark_dataset) need no nominal grid
+        wavelength = np.asarray(d["wavelength"], dtype=np.float64).ravel()
+        if fwhm is None and "fwhm" in d and np.asarray(d["fwhm"]).size == n_bands:
+            fwhm = np.asarray(d["fwhm"], dtype=np.float64).ravel()
     if wavelength is not None:
         wl = np.asarray(wavelength, dtype=np.float64)
         fw = None if fwhm is None else np.asarray(fwhm, dtype=np.float64)

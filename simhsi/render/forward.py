@@ -633,6 +633,12 @@ def render_scene(
     names = [str(n) for n in abund[ENDMEMBER].values]
     E, lib_wl, lib_fw, em_names = _library_matrix(library, names)
     R = spectral_matrix(sen, lib_wl, lib_fw, out_of_range)
+    empty = ~np.all(np.isfinite(R), axis=1)
+    if empty.any():  # a truncated response is usable, an empty one is not: refuse rather than write garbage
+        bands = [str(n) for n in np.asarray(sen.band_names)[empty][:4]]
+        raise SensorError(f"{int(empty.sum())} sensor band(s) lie entirely outside the library's wavelength range "
+                          f"{float(np.min(lib_wl)):.1f}-{float(np.max(lib_wl)):.1f} nm (e.g. {', '.join(bands)}): "
+                          "use a library covering them or drop those bands (Sensor.select_bands)")
     E_s = (R @ E.T).astype(np.float32)  # (n_bands, p)
     wl = np.asarray(sen.wavelength, dtype=np.float64)
     fw = np.asarray(sen.fwhm, dtype=np.float64)

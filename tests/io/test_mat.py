@@ -104,3 +104,13 @@ def test_shape_and_errors(tmp_path):
     cut.write_bytes(data_path("samson", "samson_1.mat").read_bytes()[:5000])
     with pytest.raises(InputFileError, match="truncated or corrupt"):
         read_mat_cube(cut)
+
+
+def test_wavelengths_stored_in_the_file_are_used(tmp_path):
+    y = np.random.default_rng(0).random((7, 12)).astype(np.float32)  # (bands, pixels), 3 x 4 image
+    wl = np.linspace(500.0, 800.0, 7)
+    sio.savemat(tmp_path / "s.mat", {"Y": y, "nRow": 3, "nCol": 4, "wavelength": wl, "fwhm": np.full(7, 9.0)})
+    cube = read_mat_cube(tmp_path / "s.mat")
+    np.testing.assert_allclose(cube["wavelength"].values, wl)
+    np.testing.assert_allclose(cube["fwhm"].values, 9.0)
+    assert cube.attrs["wavelengths_approximate"] == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -189,8 +191,14 @@ def test_library_not_covering_the_bands():
     lib = fine_library(np.full((2, wl.size), 0.2), wl)
     with pytest.raises(SensorError):
         render_scene(a, lib, sensor_50())
-    with pytest.warns(UserWarning):
+    with pytest.raises(SensorError, match="entirely outside"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bands with no support at all: refused even with "warn"
         render_scene(a, lib, sensor_50(), out_of_range="warn")
+    wl = np.arange(400.0, 2406.0, 1.0)  # the last band (2400 ± 15 nm) is only truncated
+    lib = fine_library(np.full((2, wl.size), 0.2), wl)
+    with pytest.warns(UserWarning, match="truncated"):
+        ds = render_scene(a, lib, sensor_50(), out_of_range="warn")
+    assert np.isfinite(ds["reflectance"].values).all()
 
 
 def test_bad_parameters():
@@ -271,3 +279,15 @@ def test_nodata_pixels_stay_nan_and_are_stored_as_float(tmp_path):
         np.testing.assert_array_equal(f["reflectance"].values, cube)
     with pytest.raises(DataError, match="NaN"):
         render_scene(a.copy(data=data), lib, sensor_50(), scene_pixel_m=10.0)
+
+
+def test_band_entirely_outside_library_is_a_clear_error():
+    """With out_of_range='warn' a truncated band is fine, but a band with no library support at all
+    would be written as garbage DN: it is refused with the band named."""
+    wl = np.arange(400.0, 1001.0, 5.0)
+    lib = make_library(np.full((2, wl.size), 0.3), wl, names=["a", "b"])
+    a = make_abundances(np.full((2, 4, 4), 0.5, dtype=np.float32), ["a", "b"])
+    with pytest.raises(SensorError, match="entirely outside.*VNIR|entirely outside.*SWIR"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        render_scene(a, lib, "prisma", out_of_range="warn")
