@@ -48,5 +48,8 @@ def command(data, include_bundled, out, config, steps, batch_size, patch_size, l
     cfg.validate()
     scenes = load_scenes(list(data), cfg, include_bundled=include_bundled)
     res = train(cfg, scenes, out, resume=resume, overwrite=overwrite, device=device, progress=progress_enabled())
-    click.echo(f"model written to {res.model_dir} (step {res.step}, final loss {res.final_loss:.4f}, "
-               f"{res.patches_per_s:.2f} patches/s, {res.wall_time_s:.0f} s in total)")
+    from simhsi.diffusion.train import _dist_info
+
+    if _dist_info()[0] == 0:  # under torchrun only rank 0 reports (and writes the model)
+        click.echo(f"model written to {res.model_dir} (step {res.step}, final loss {res.final_loss:.4f}, "
+                   f"{res.patches_per_s:.2f} patches/s, {res.wall_time_s:.0f} s in total)")
