@@ -49,19 +49,10 @@ def log(msg: str) -> None:
     print(f"[make_benchmark {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _int_list(text: str, name: str) -> list[int]:
+def _num_list(text: str, name: str, kind: type = int) -> list:
+    """A comma-separated list of ``kind`` numbers from the command line."""
     try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name} must be comma-separated integers, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError(f"{name} is empty")
-    return vals
-
-
-def _float_list(text: str, name: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
+        vals = [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{name} must be comma-separated numbers, got {text!r}") from None
     if not vals:
@@ -254,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True, type=Path, help="output folder (created)")
     ap.add_argument("--n-scenes", type=int, default=5, help="number of scenes (default 5)")
     ap.add_argument("--size", type=int, default=128, help="scene edge in sensor pixels (default 128)")
-    ap.add_argument("--p", type=lambda s: _int_list(s, "--p"), default=[3, 4, 5],
+    ap.add_argument("--p", type=lambda s: _num_list(s, "--p", int), default=[3, 4, 5],
                     help="numbers of endmembers, used in turn (default 3,4,5)")
-    ap.add_argument("--snr-scale", type=lambda s: _float_list(s, "--snr-scale"), default=[1.0, 0.1],
+    ap.add_argument("--snr-scale", type=lambda s: _num_list(s, "--snr-scale", float), default=[1.0, 0.1],
                     help="noise settings: sensor SNR multipliers (sigma / scale), used in turn (default 1,0.1)")
     ap.add_argument("--sensor", default="prisma", help="shipped sensor name or YAML file (default prisma)")
     ap.add_argument("--scene-pixel-m", type=float, default=10.0,

@@ -7,6 +7,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from simhsi.errors import ParameterError
+from simhsi.metrics.unmixing import sad_matrix
 from simhsi.unmixing import available_methods, get_method
 from simhsi.unmixing.edaa import EDAA, _reduce, edaa_runs, select_run
 
@@ -15,9 +16,7 @@ FAST = {"n_runs": 8, "T": 60, "num_threads": 1, "device": "cpu"}
 
 def sad_deg(E: np.ndarray, E_true: np.ndarray) -> float:
     """Mean spectral angle (degrees) after the best one-to-one matching of the columns."""
-    a = E / np.linalg.norm(E, axis=0)
-    b = E_true / np.linalg.norm(E_true, axis=0)
-    ang = np.degrees(np.arccos(np.clip(b.T @ a, -1, 1)))
+    ang = sad_matrix(E_true, E)
     r, c = linear_sum_assignment(ang)
     return float(ang[r, c].mean())
 
