@@ -55,6 +55,10 @@ def training_sources(meta: dict[str, Any]) -> tuple[list[str], bool]:
     """(existing data files, include_bundled) named in the model's training summary."""
     sources = meta.get("training", {}).get("data", {}).get("sources", [])
     files = [s for s in sources if not s.startswith("simhsi.data:") and Path(s).is_file()]
+    missing = [s for s in sources if not s.startswith("simhsi.data:") and not Path(s).is_file()]
+    if missing:  # paths are as given to the training (relative to where it ran): say so, don't hide it
+        print(f"warning: {len(missing)} training source(s) not found from {Path.cwd()} and left out of the real "
+              f"sets: {', '.join(missing)} (run from the training's folder, or pass --data)", file=sys.stderr)
     bundled = any(s.startswith("simhsi.data:") for s in sources) or not sources
     return files, bundled
 
