@@ -158,7 +158,8 @@ class RMSpropTF(torch.optim.Optimizer):
 
 
 class _Conv2dFewIn(torch.autograd.Function):
-    """``F.conv2d(x, w)`` (no padding, stride 1) whose input gradient is one GEMM + ``F.fold`` (col2im).
+    """``F.conv2d(x, w)`` (no padding, stride 1) whose input gradient is one GEMM + ``F.fold`` (col2im) and
+    whose weight gradient is one batched GEMM with ``F.unfold`` (im2col).
 
     On CPU, oneDNN's transposed convolution for a p-channel output (p = 3–6) and an 11×11 kernel is slow
     (measured: 130 ms vs 72 ms for CNNAEU's Samson batch, one thread). ``fold`` is the exact adjoint of
@@ -180,7 +181,11 @@ class _Conv2dFewIn(torch.autograd.Function):
             cols = w.reshape(o, -1).T @ grad_out.reshape(n, o, -1)  # (n, c·kh·kw, L)
             gx = F.fold(cols, x.shape[-2:], w.shape[-2:])
         if ctx.needs_input_grad[1]:
-            gw = torch.nn.grad.conv2d_weight(x, w.shape, grad_out)
+            # dL/dw = Σ_n grad_out(n) · unfold(x)(n)ᵀ: one batched GEMM (2-3× faster on CPU than
+            # torch.nn.grad.conv2d_weight for these shapes)
+            n, o = grad_out.shape[:2]
+            cols = F.unfold(x, w.shape[-2:])  # (n, c·kh·kw, L)
+            gw = torch.bmm(grad_out.reshape(n, o, -1), cols.transpose(1, 2)).sum(0).reshape(w.shape)
         return gx, gw
 
 

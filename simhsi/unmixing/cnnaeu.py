@@ -13,8 +13,10 @@ Architecture (as in the paper and HySUPP's port; written from the paper's descri
 * training data: random square patches of the (max-scaled) image; weights drawn from N(0, 0.3²).
 
 Our defaults differ from the paper's (320 epochs of 250 patches, lr 3e-3, d = 13) and HySUPP's (320 epochs,
-~25–32 patches, lr 3e-4, d = 11) to run fast on a CPU: HySUPP's patch count and kernel, 80 epochs (4× fewer
-optimiser steps) at lr 1e-2; see ``docs/unmixing_deep.md`` for the measured accuracy and runtime.
+~25–32 patches, batch 15, lr 3e-4, d = 11) to run fast on a CPU: HySUPP's patch count and kernel, 60 epochs
+(5.3× fewer passes over the patches) in batches of 5 patches (2–2.3× fewer optimiser steps: 300 on Samson,
+420 on Jasper Ridge, vs 640 and 960) at lr 1e-2; see ``docs/unmixing_deep.md`` for the measured accuracy and
+runtime.
 
 Geometry and masks: the network needs the image grid. Masked (nodata) pixels are filled with the spectrum of
 their nearest valid pixel before the convolutions (``scipy.ndimage.distance_transform_edt``), are left out
@@ -22,8 +24,14 @@ of the loss, and get NaN abundances in the result (done by the base class). Abun
 come from the encoder applied in tiles with a one-pixel halo, which gives exactly the full-image result
 (the encoder's receptive field is 3×3) in bounded memory.
 
-The endmembers' scale is not fixed by the SAD loss; we multiply the kernel-averaged decoder weights by the
-single least-squares factor ``c = <Y, E A> / ||E A||²`` so the result is in the cube's units.
+Output (``abundances="fcls"``, default; :func:`output_estimates`): the SAD loss fixes the shapes of the
+endmembers (the kernel-averaged decoder weights) but not their magnitudes (each pixel's scale is free).
+We fit one magnitude per endmember by least squares of the data on the encoder's abundances
+(:func:`endmember_scales`), so the endmembers are in the cube's units, and return the exact FCLS
+abundances with them — as the other least-squares methods of this package do. ``"sclsu"`` returns
+SCLSU abundances (Veganzones et al. 2014: NNLS, divided by the coefficients' sum, the pixel's scale);
+``"encoder"`` the encoder's softmax output, as in the paper (endmembers then scaled by one least-squares
+factor ``c = <Y, E A> / ||E A||²``). Measured differences: ``docs/unmixing_deep.md``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,66 @@ import numpy as np
 
 from simhsi.errors import check_param
 from simhsi.unmixing._base import Prepared, TorchUnmixer, register
+
+#: Output abundance estimators of :class:`CNNAEU`.
+ABUNDANCE_ESTIMATORS = ("fcls", "sclsu", "encoder")
+
+
+def endmember_scales(Y: np.ndarray, E: np.ndarray, A: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Per-endmember magnitudes d >= 0 minimising ``‖Y − E diag(d) A‖²_F`` (Y (B, N), E (B, p), A (p, N)).
+
+    The normal equations only need ``H = (EᵀE) ∘ (AAᵀ)`` and ``g_i = Σ_n (EᵀY)_in A_in`` (accumulated
+    over pixel chunks, so memory stays O(p·chunk)); the p-variable NNLS is solved exactly.
+    """
+    from scipy.optimize import nnls as scipy_nnls
+
+    p = E.shape[1]
+    AAt = np.zeros((p, p))
+    g = np.zeros(p)
+    for s0 in range(0, Y.shape[1], chunk):
+        a = A[:, s0:s0 + chunk]
+        AAt += a @ a.T
+        g += np.einsum("in,in->i", E.T @ Y[:, s0:s0 + chunk], a)
+    H = (E.T @ E) * AAt
+    w, V = np.linalg.eigh(H)
+    if w[-1] <= 0:
+        return np.zeros(p)
+    w = np.maximum(w, 1e-12 * w[-1])
+    R = (V * np.sqrt(w)).T  # H = RᵀR
+    return scipy_nnls(R, (V.T @ g) / np.sqrt(w))[0]
+
+
+def output_estimates(Y: np.ndarray, E: np.ndarray, A_enc: np.ndarray, estimator: str
+                     ) -> tuple[np.ndarray, np.ndarray, str]:
+    """CNNAEU's outputs from the decoder's (kernel-averaged) endmember shapes E (B, p) and the encoder's
+    abundances A_enc (p, N): ``(E in the units of Y, A (p, N), estimator used)``.
+
+    * ``"fcls"``: each endmember's magnitude (which the SAD loss leaves free) is fitted by
+      :func:`endmember_scales` with the encoder's abundances, then A = FCLS with the scaled endmembers;
+    * ``"sclsu"``: A = SCLSU(Y, E) (:mod:`simhsi.unmixing.sclsu`); E scaled by one least-squares factor;
+    * ``"encoder"``: A = A_enc, E scaled by one least-squares factor (the paper's output).
+
+    ``"fcls"`` falls back to ``"sclsu"`` when a fitted magnitude is 0, and both to ``"encoder"`` when E is
+    rank deficient; the third value says which estimator was used.
+    """
+    p = E.shape[1]
+    full_rank = np.linalg.matrix_rank(E) == p
+    if estimator == "fcls" and full_rank:
+        from simhsi.unmixing.fcls import fcls
+
+        d = endmember_scales(Y, E, A_enc)
+        if np.all(d > 0):
+            return E * d, fcls(Y, E * d), "fcls"
+        estimator = "sclsu"  # an endmember the encoder never uses: no magnitude to fit
+    A, used = A_enc, "encoder"
+    if estimator == "sclsu" and full_rank:
+        from simhsi.unmixing.sclsu import sclsu
+
+        A, used = sclsu(Y, E)[0], "sclsu"
+    EA = E @ A
+    denom = float(np.sum(EA * EA))
+    c = float(np.sum(Y * EA)) / denom if denom > 0 else 1.0
+    return E * max(c, 0.0), A, used
 
 
 def _fill_masked(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -133,6 +201,10 @@ class CNNAEU(TorchUnmixer):
     dropout: spatial-dropout rate in the encoder.
     init_std: standard deviation of the N(0, init_std²) weight initialisation.
     tile: side of the tiles used to infer abundances over the whole image, pixels.
+    abundances: "fcls" (default): each endmember's magnitude fitted by least squares with the encoder's
+        abundances, then FCLS abundances with those endmembers (:func:`output_estimates`); "sclsu": SCLSU
+        abundances (NNLS divided by its sum, :mod:`simhsi.unmixing.sclsu`); "encoder": the encoder's
+        softmax output (the paper's).
     device: "auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:N".
     num_threads: torch CPU threads during the fit (None: torch's setting; restored afterwards).
     seed: seed of every random draw (weights, patches, shuffling, dropout); deterministic on CPU.
@@ -147,16 +219,17 @@ class CNNAEU(TorchUnmixer):
         self,
         n_endmembers: int = 3,
         *,
-        epochs: int = 80,
+        epochs: int = 60,
         n_patches: int | None = None,
         patch_size: int = 40,
-        batch_size: int = 15,
+        batch_size: int = 5,
         lr: float = 1e-2,
         kernel: int = 11,
         scale: float = 3.0,
         dropout: float = 0.2,
         init_std: float = 0.3,
         tile: int = 256,
+        abundances: str = "fcls",
         device: str = "auto",
         num_threads: int | None = None,
         seed: int = 0,
@@ -172,6 +245,7 @@ class CNNAEU(TorchUnmixer):
         self.dropout = dropout
         self.init_std = init_std
         self.tile = tile
+        self.abundances = abundances
         self.device = device
         self.num_threads = num_threads
 
@@ -195,6 +269,8 @@ class CNNAEU(TorchUnmixer):
         check_param("init_std", self.init_std, isinstance(self.init_std, float | int) and self.init_std > 0,
                     "a float > 0", own)
         check_param("tile", self.tile, isinstance(self.tile, isint) and self.tile >= 8, "an int >= 8", own)
+        check_param("abundances", self.abundances, self.abundances in ABUNDANCE_ESTIMATORS,
+                    f"one of {', '.join(ABUNDANCE_ESTIMATORS)}", own)
 
     def _fit_impl(self, prep: Prepared, rng: np.random.Generator, progress: bool) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -257,17 +333,20 @@ class CNNAEU(TorchUnmixer):
             if self._epoch_hook is not None:
                 self._epoch_hook(len(history), net, img, mask, history)
         net.eval()
-        A_img = self._infer(net, img, dev)
-        A = A_img.reshape(p, h * w)[:, mask.ravel()].astype(np.float64)
         E = net.decoder.weight.detach().mean(dim=(2, 3)).cpu().numpy().astype(np.float64)  # (B, p)
-        EA = E @ A
-        denom = float(np.sum(EA * EA))
-        c = float(np.sum(prep.Y * EA)) / denom if denom > 0 else 1.0
+        A_enc = self._infer(net, img, dev).reshape(p, h * w)[:, mask.ravel()].astype(np.float64)
+        E, A, self.abundance_estimator_ = output_estimates(prep.Y, E, A_enc, self.abundances)
         self.net_ = net
         self.loss_history_ = history
         self.kernel_ = kernel
         self.n_patches_ = n_patches
-        return E * max(c, 0.0), A
+        return E, A
+
+    def fit(self, cube: Any, progress: bool = False) -> Any:
+        """Unmix ``cube``; the result's ``abundance_estimator`` attr says how A was computed."""
+        ds = super().fit(cube, progress=progress)
+        ds.attrs["abundance_estimator"] = self.abundance_estimator_
+        return ds
 
     def _infer(self, net: Any, img: np.ndarray, dev: Any) -> np.ndarray:
         """Abundance maps (p, H, W) of the whole image, encoder applied tile by tile with a 1-pixel halo."""

@@ -21,10 +21,17 @@ Proximal alternating optimisation: the M step is closed form
 constrained least squares ``½‖G − M S‖² + ½µ_S‖S − S_prev‖²`` on the simplex with a SUnSAL-style ADMM
 vectorised over pixels. β is chosen among candidates by the criterion of the paper: the mean distance
 of the boundary pixels (FastBPI) to the nearest facet of the estimated simplex — the smaller, the
-better the simplex hugs the data. One addition to the reference: candidates whose endmember spectra
-are clearly negative (below −``neg_tol`` × data max) are not admissible. Weakly regularised
-solutions can fit the data with a simplex that has a negative vertex; on Samson the plain criterion
-prefers such a solution (water endmember at −8 % of the data max, 14.1° SAD).
+better the simplex hugs the data. Two additions to the reference:
+
+* admissibility: candidates whose endmember spectra are negative (below −``neg_tol`` × data max,
+  default 0: reflectance is non-negative) are not admissible. Weakly regularised solutions can fit the
+  data with a simplex that has a negative vertex; on Samson the plain criterion prefers such a solution
+  (water endmember at −8 % of the data max, 14.1° SAD);
+* debiasing (``debias=True``): the volume term pulls the vertices toward the data centre, so the
+  selected endmembers are refitted once without it — non-negative least squares of the data on the FCLS
+  abundances of the selected simplex (:func:`refit_endmembers`), in the full band space — like the
+  debiasing phase of penalised least squares (the unpenalised refit on the estimated support, e.g.
+  GPSR's, Figueiredo, Nowak & Wright 2007). The abundances are then FCLS with the refitted endmembers.
 
 Large scenes: the fit runs on a seeded random sample of at most ``max_pixels`` pixels; abundances of
 all pixels are then the exact FCLS solution with the fitted endmembers.
@@ -168,6 +175,28 @@ def simplex_ls_admm(
     return Zn, (Z, D)
 
 
+def refit_endmembers(Y: np.ndarray, A: np.ndarray, *, max_cond: float = 1e10) -> np.ndarray | None:
+    """Non-negative least-squares endmembers for fixed abundances: ``argmin_{E >= 0} ‖Y − E A‖²_F``.
+
+    Y (B × N), A (p × N). One exact NNLS per band on the p × p normal equations (Cholesky factor R of
+    A Aᵀ: ``min_e ‖R e − R⁻ᵀ A y_b‖²``), so the cost is O(p²N + B·p³). Returns None when A Aᵀ is
+    ill-conditioned (condition number above ``max_cond``: an endmember with ~no abundance anywhere).
+    """
+    from scipy.linalg import cholesky, solve_triangular
+    from scipy.optimize import nnls
+
+    AAt = A @ A.T
+    w = np.linalg.eigvalsh(AAt)
+    if not np.isfinite(w).all() or w[0] <= 0 or w[-1] / w[0] > max_cond:
+        return None
+    R = cholesky(AAt, lower=False)  # AAt = Rᵀ R
+    rhs = solve_triangular(R, A @ Y.T, trans="T", lower=False)  # (p, B) = R⁻ᵀ A Yᵀ
+    E = np.empty((Y.shape[0], A.shape[0]))
+    for b in range(Y.shape[0]):
+        E[b] = nnls(R, rhs[:, b])[0]
+    return E
+
+
 def _volume_score(M: np.ndarray) -> float:
     """log-volume proxy of the simplex with vertices M (d × p) used to pick the best VCA run."""
     sv = np.linalg.svd(np.vstack([M, np.ones((1, M.shape[1]))]), compute_uv=False)
@@ -243,7 +272,7 @@ def nmf_qmv(
     admm_iters: int = 100,
     vca_runs: int = 30,
     mu_s: float = 0.1,
-    neg_tol: float | None = 0.02,
+    neg_tol: float | None = 0.0,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """NMF-QMV on Y (B × N). Returns ``(E (B × p), S (p × N), info)``.
@@ -252,7 +281,8 @@ def nmf_qmv(
     whose endmember spectra are >= −``neg_tol``·max|Y| (None: all candidates, the reference rule; if
     none is admissible, the least negative ones). ``info`` holds ``beta`` (the selected one),
     ``betas``, ``criterion`` (mean boundary-pixel distance to the facets, one per candidate, subspace
-    units), ``admissible`` and ``n_boundary``.
+    units), ``admissible``, ``lowest`` (each candidate's lowest spectral value / max|Y|) and
+    ``n_boundary``.
     """
     from tqdm.auto import tqdm
 
@@ -283,7 +313,8 @@ def nmf_qmv(
     Mu, S = cands[k]
     E = U @ Mu + my[:, None]
     info = {"beta": float(betas[k]), "betas": [float(b) for b in betas], "criterion": crit,
-            "admissible": ok.tolist(), "n_boundary": int(boundary.size)}
+            "admissible": ok.tolist(), "lowest": (lowest / float(np.max(np.abs(Y)))).tolist(),
+            "n_boundary": int(boundary.size)}
     return E, S, info
 
 
@@ -298,11 +329,12 @@ class NMFQMV(Unmixer):
     benchmark configuration uses), ``betas`` (candidates; default 10^-5 … 10^5 as in the authors'
     demo), ``ao_iters`` (outer iterations, 100), ``admm_iters`` (ADMM iterations per abundance step,
     100), ``vca_runs`` (VCA restarts for the initial simplex, 30), ``neg_tol`` (β candidates whose
-    spectra go below −neg_tol × data max are not admissible, 0.02 — chosen on Samson/Jasper Ridge;
-    None: the reference rule), ``max_pixels`` (fit on at most this
-    many randomly sampled pixels, 20,000). Endmembers are clipped at 0 (reflectance), then all
-    abundances are the exact FCLS solution with those endmembers.
-    After ``fit``: ``beta_`` (selected β), ``criterion_`` (one value per candidate).
+    spectra go below −neg_tol × data max are not admissible; default 0, i.e. non-negative spectra;
+    None: every candidate, the reference rule), ``debias`` (refit the selected endmembers by
+    non-negative least squares on their FCLS abundances, without the volume term; default True),
+    ``max_pixels`` (fit on at most this many randomly sampled pixels, 20,000). Endmembers are clipped
+    at 0 (reflectance), then all abundances are the exact FCLS solution with those endmembers.
+    After ``fit``: ``beta_`` (selected β), ``criterion_`` (one value per candidate), ``debiased_``.
     """
 
     name = "nmfqmv"
@@ -318,7 +350,8 @@ class NMFQMV(Unmixer):
         ao_iters: int = 100,
         admm_iters: int = 100,
         vca_runs: int = 30,
-        neg_tol: float | None = 0.02,
+        neg_tol: float | None = 0.0,
+        debias: bool = True,
         max_pixels: int = 20_000,
     ) -> None:
         super().__init__(n_endmembers, seed=seed)
@@ -332,7 +365,9 @@ class NMFQMV(Unmixer):
             check_param(nm, v, isinstance(v, int | np.integer) and v >= lo, f"an int >= {lo}", owner)
         check_param("neg_tol", neg_tol, neg_tol is None or (isinstance(neg_tol, int | float) and neg_tol >= 0),
                     "None or a float >= 0", owner)
+        check_param("debias", debias, isinstance(debias, bool | np.bool_), "True or False", owner)
         self.term = term
+        self.debias = bool(debias)
         self.neg_tol = None if neg_tol is None else float(neg_tol)
         self.betas = [float(x) for x in b]
         self.ao_iters = int(ao_iters)
@@ -350,9 +385,17 @@ class NMFQMV(Unmixer):
                              ao_iters=self.ao_iters, admm_iters=self.admm_iters, vca_runs=self.vca_runs,
                              neg_tol=self.neg_tol, progress=progress)
         E = np.maximum(E, 0.0)
+        self.debiased_ = False
+        if self.debias:
+            # debiasing: the volume term biases the vertices toward the data centre; refit the endmembers
+            # without it, by non-negative least squares for the FCLS abundances of the fitted simplex
+            E2 = refit_endmembers(Ys, fcls(Ys, E))
+            if E2 is not None and np.all(E2.max(axis=0) > 0):
+                E, self.debiased_ = E2, True
         self.beta_ = info["beta"]
         self.criterion_ = info["criterion"]
         self.admissible_ = info["admissible"]
+        self.lowest_ = info["lowest"]
         self.n_fit_pixels_ = int(Ys.shape[1])
         return E, fcls(Y, E)
 
@@ -363,5 +406,7 @@ class NMFQMV(Unmixer):
         ds.attrs["beta_candidates"] = [float(v) for v in self.betas]
         ds.attrs["beta_criterion"] = [float(v) for v in self.criterion_]
         ds.attrs["beta_admissible"] = [int(v) for v in self.admissible_]
+        ds.attrs["beta_lowest"] = [float(v) for v in self.lowest_]
         ds.attrs["n_fit_pixels"] = int(self.n_fit_pixels_)
+        ds.attrs["debiased"] = int(self.debiased_)
         return ds

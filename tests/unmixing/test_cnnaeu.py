@@ -133,12 +133,60 @@ def test_runs_valid_output(mixture):
     assert A.min() >= 0 and np.allclose(A.sum(axis=0), 1.0, atol=1e-5)
     assert E.min() >= 0 and np.all(np.isfinite(E))
     assert res.attrs["method"] == "cnnaeu" and res.attrs["param_epochs"] == 3
-    # the decoder stays non-negative after every update, and E is its kernel average (times one scale)
+    # the decoder stays non-negative after every update, and E is its kernel average (times one scale per
+    # endmember)
     w = model.net_.decoder.weight.detach().numpy()
     assert w.min() >= 0
     raw = w.mean(axis=(2, 3))  # (B, p)
     ratio = model.endmembers_ / np.where(raw > 0, raw, np.nan)
-    assert np.nanstd(ratio) / np.nanmean(ratio) < 1e-5
+    assert np.all(np.nanstd(ratio, axis=0) / np.nanmean(ratio, axis=0) < 1e-5)
+
+
+def test_endmember_scales_exact():
+    from scipy.optimize import nnls
+
+    from simhsi.unmixing.cnnaeu import endmember_scales
+
+    rng = np.random.default_rng(0)
+    E, A = rng.random((12, 3)), rng.dirichlet(np.ones(3), 50).T
+    d_true = np.array([0.5, 2.0, 1.3])
+    np.testing.assert_allclose(endmember_scales(E @ np.diag(d_true) @ A, E, A, chunk=7), d_true, rtol=1e-10)
+    Y = rng.standard_normal((12, 50))  # general case: the NNLS on the vectorised problem
+    cols = np.stack([np.outer(E[:, i], A[i]).ravel() for i in range(3)], axis=1)
+    np.testing.assert_allclose(endmember_scales(Y, E, A), nnls(cols, Y.ravel())[0], atol=1e-10)
+
+
+def test_abundance_estimators(mixture):
+    """Default: per-endmember magnitudes fitted on the encoder's abundances, then FCLS; "sclsu" and
+    "encoder" (the network's softmax output) from the same training run."""
+    from simhsi.unmixing import prepare
+    from simhsi.unmixing.cnnaeu import endmember_scales
+    from simhsi.unmixing.fcls import fcls
+    from simhsi.unmixing.sclsu import sclsu
+
+    cube, _, _ = mixture(h=12, w=12, n_bands=16, p=3, seed=7)
+    prep = prepare(cube, 3)
+    img = cube.transpose("band", "y", "x").values.astype(np.float32) / prep.scale
+    enc_model, enc = _fit(cube, abundances="encoder")
+    assert enc.attrs["abundance_estimator"] == "encoder"
+    A_enc = enc_model._infer(enc_model.net_, img, torch.device("cpu")).reshape(3, -1).astype(float)
+    np.testing.assert_allclose(enc["abundances"].values.reshape(3, -1), A_enc, atol=1e-6)
+    E = enc_model.net_.decoder.weight.detach().double().mean(dim=(2, 3)).numpy()
+
+    model, res = _fit(cube)
+    assert res.attrs["abundance_estimator"] == "fcls" and res.attrs["param_abundances"] == "fcls"
+    # the same training run whichever output is asked for
+    np.testing.assert_array_equal(model.net_.decoder.weight.detach().numpy(),
+                                  enc_model.net_.decoder.weight.detach().numpy())
+    Es = E * endmember_scales(prep.Y, E, A_enc)
+    np.testing.assert_allclose(res["endmembers"].values.T / prep.scale, Es, rtol=1e-5)
+    np.testing.assert_allclose(res["abundances"].values.reshape(3, -1), fcls(prep.Y, Es), atol=1e-6)
+
+    _, sc = _fit(cube, abundances="sclsu")
+    assert sc.attrs["abundance_estimator"] == "sclsu"
+    np.testing.assert_allclose(sc["abundances"].values.reshape(3, -1), sclsu(prep.Y, E)[0], atol=1e-6)
+    with pytest.raises(ParameterError):
+        _fit(cube, abundances="mean")
 
 
 def test_seed_determinism(mixture):
@@ -161,7 +209,7 @@ def test_learns_a_clean_mixture(mixture):
 
 def test_tiled_inference_is_exact(mixture):
     cube, _, _ = mixture(h=13, w=11, n_bands=12, p=3, seed=4)
-    model, _ = _fit(cube)
+    model, _ = _fit(cube, abundances="encoder")
     img = cube.transpose("band", "y", "x").values.astype(np.float32) / float(np.max(cube.values))
     full = model._infer(model.net_, img, torch.device("cpu"))
     model.tile = 8  # tiles 8×8 with 1-pixel halos and a 1-pixel-wide remainder strip

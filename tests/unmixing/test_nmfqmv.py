@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from simhsi.errors import ParameterError
 from simhsi.metrics.unmixing import sad_matrix
 from simhsi.unmixing import get_method
-from simhsi.unmixing.nmfqmv import NMFQMV, facet_distance, fast_bpi, simplex_ls_admm
+from simhsi.unmixing.nmfqmv import NMFQMV, facet_distance, fast_bpi, refit_endmembers, simplex_ls_admm
 
 FAST = {"betas": [1e-2, 1.0, 1e2], "ao_iters": 40, "vca_runs": 5}
 
@@ -121,8 +121,66 @@ def test_admm_matches_exact_fcls(mixture):
     np.testing.assert_allclose(S, fcls(Y, E), atol=2e-4)
 
 
+def test_refit_endmembers_is_exact_nnls(mixture):
+    from scipy.optimize import nnls
+
+    _, E, A = mixture(10, 10, 20, 3, snr_db=30, seed=6)
+    A = A.reshape(3, -1)
+    rng = np.random.default_rng(1)
+    Y = E @ A + rng.normal(0, 0.01, (20, 100))
+    # no active bound: the unconstrained least-squares solution
+    np.testing.assert_allclose(refit_endmembers(Y, A), np.linalg.lstsq(A.T, Y.T, rcond=None)[0].T, atol=1e-10)
+    # bands pushed below 0: each row equals scipy's NNLS on the full (N × p) problem, >= 0
+    Y[:5] -= 0.5
+    Er = refit_endmembers(Y, A)
+    ref = np.array([nnls(A.T, Y[b])[0] for b in range(20)])
+    assert np.all(Er >= 0) and np.any(Er[:5] == 0)
+    np.testing.assert_allclose(Er, ref, atol=1e-8)
+    # an endmember with no abundance anywhere: singular, no refit
+    A0 = A.copy()
+    A0[2] = 0.0
+    assert refit_endmembers(Y, A0) is None
+
+
+def test_debiasing_refits_endmembers_on_the_abundances(mixture):
+    from simhsi.unmixing import prepare
+    from simhsi.unmixing.fcls import fcls
+
+    cube, E, _ = no_pure_scene(seed=2)
+    kw = {"betas": [10.0, 1e3], "ao_iters": 40, "vca_runs": 5}  # strong β: vertices pulled inward
+    plain = NMFQMV(3, seed=0, debias=False, **kw).fit(cube)
+    deb = NMFQMV(3, seed=0, **kw).fit(cube)
+    assert deb.attrs["debiased"] == 1 and plain.attrs["debiased"] == 0
+    assert deb.attrs["selected_beta"] == plain.attrs["selected_beta"]
+    prep = prepare(cube, 3)
+    E0 = plain.endmembers.values.T / prep.scale
+    # the debiased endmembers are the NNLS refit on the FCLS abundances of the plain ones
+    np.testing.assert_allclose(deb.endmembers.values.T / prep.scale, refit_endmembers(prep.Y, fcls(prep.Y, E0)),
+                               atol=1e-9)
+    A = deb.abundances.values.reshape(3, -1)
+    assert np.all(A >= 0) and np.allclose(A.sum(axis=0), 1.0, atol=1e-9)
+    assert deb.attrs["rmse"] < plain.attrs["rmse"]
+
+
+def test_negative_candidates_are_not_admissible():
+    import simhsi.data
+
+    crop = simhsi.data.load("samson").cube.isel(y=slice(0, 30), x=slice(0, 30))
+    kw = {"betas": [1e-2, 1.0, 1e2, 1e4], "ao_iters": 40, "vca_runs": 5, "debias": False}
+    res = NMFQMV(3, seed=0, **kw).fit(crop)  # default neg_tol = 0: non-negative spectra only
+    low = np.asarray(res.attrs["beta_lowest"])
+    ok = np.asarray(res.attrs["beta_admissible"], bool)
+    np.testing.assert_array_equal(ok, low >= 0)
+    assert ok.any() and not ok.all()  # weak β gives a negative vertex on this crop
+    crit = np.where(ok, res.attrs["beta_criterion"], np.inf)
+    assert res.attrs["selected_beta"] == kw["betas"][int(np.argmin(crit))]
+    # the reference rule (neg_tol=None) may pick any candidate: the criterion's argmin over all
+    ref = NMFQMV(3, seed=0, neg_tol=None, **kw).fit(crop)
+    assert ref.attrs["selected_beta"] == kw["betas"][int(np.argmin(ref.attrs["beta_criterion"]))]
+
+
 @pytest.mark.parametrize("kw", [{"term": "volume"}, {"betas": []}, {"betas": [-1.0]}, {"ao_iters": 0},
-                                {"max_pixels": 1}])
+                                {"max_pixels": 1}, {"debias": "yes"}, {"neg_tol": -0.1}])
 def test_bad_parameters(kw):
     with pytest.raises(ParameterError):
         NMFQMV(3, **kw)
