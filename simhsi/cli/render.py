@@ -38,7 +38,7 @@ from simhsi.cli._options import overwrite_option, progress_enabled, seed_option
 @click.option("--compression", type=click.Choice(["zlib", "szip", "zstd", "none"]), default="zlib",
               show_default=True,
               help="NetCDF compression: zlib (deflate, compressed in parallel; any NetCDF-4 reader), "
-                   "szip (~10 % smaller on sensor DN, serial: slower; readers need HDF5 with szip/libaec), "
+                   "szip (~7 % smaller on sensor DN, serial: slower; readers need HDF5 with szip/libaec), "
                    "zstd (needs netCDF-C >= 4.9 plugins), none.")
 @click.option("--complevel", type=click.IntRange(0, 9), default=1, show_default=True,
               help="zlib/zstd level (noisy DN compress ~16 % with zlib 1).")

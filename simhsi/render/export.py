@@ -92,7 +92,7 @@ def write_scene(
     ``"prisma-he5"`` (the cube in the PRISMA L1 / L2D product layout; sensor must be PRISMA).
     ``compression`` / ``complevel``: the NetCDF compression (:func:`simhsi.io.netcdf.write_netcdf`):
     ``"zlib"`` (default: deflate + shuffle at level ``complevel``, compressed in parallel by the dask
-    workers; every NetCDF-4 reader), ``"szip"`` (CCSDS lossless coding, ~10 % smaller on noisy DN but
+    workers; every NetCDF-4 reader), ``"szip"`` (CCSDS lossless coding, ~7 % smaller on noisy DN but
     compressed serially inside HDF5: slower), ``"zstd"`` (needs netCDF-C ≥ 4.9 with its filter plugins to
     read back), ``"none"`` (largest).
     """
