@@ -88,3 +88,13 @@ def test_direct_write_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_netcdf(ds, tmp_path / "x.nc")
     assert os.listdir(tmp_path) == []
+
+
+def test_direct_write_level_zero_is_uncompressed(tmp_path, monkeypatch):
+    clean = _scene()["clean"]
+    monkeypatch.setattr(nc, "DIRECT_MIN_BYTES", 1)
+    out = write_netcdf(clean, tmp_path / "z0.nc", compression="zlib", complevel=0)
+    with h5py.File(out) as f:
+        assert "gzip" not in f["clean"]._filters and "shuffle" not in f["clean"]._filters
+    with xr.open_dataset(out) as f:
+        np.testing.assert_array_equal(f["clean"].values, clean.values)
