@@ -92,62 +92,63 @@ def reflectance_to_radiance_gain(
 
 
 # --------------------------------------------------------------------------------------------- noise
-#: Pairs of normal deviates made per Box-Muller step inside a tile (part of the stream's definition).
-_BM_PAIRS = 16384
-_TWO_PI = 2.0 * math.pi
+#: Number of equiprobable levels of the tabulated standard normal (part of the noise stream's definition).
+GAUSS_LEVELS = 65536
+#: Values drawn per call to the bit generator inside a tile (keeps the index buffer in cache).
+_GAUSS_SLAB = 131072
+_GAUSS_TABLE: np.ndarray | None = None
 
 
-def _box_muller(rng: np.random.Generator, out: np.ndarray) -> None:
-    """Fill the 1-D float32 ``out`` with standard normal deviates (Box-Muller, float32 arithmetic).
+def gauss_table() -> np.ndarray:
+    """The :data:`GAUSS_LEVELS` float32 values of the tabulated standard normal, ascending.
 
-    Each float64 uniform ``u`` of ``rng.random`` (53 random bits) gives one pair: its top 24 bits make
-    ``u1 = (floor(u 2^24) + 1) 2^-24`` in (0, 1] and its 29 low bits ``u2 = frac(u 2^24)`` in [0, 1)
-    (independent bits), then ``z = sqrt(-2 ln u1) (cos 2π u2, sin 2π u2)``. Values come in steps of
-    :data:`_BM_PAIRS` pairs, the cosines then the sines. |z| ≤ 5.77 (u1 ≥ 2^-24): the tails beyond
-    5.77σ (probability 8e-9) are cut. About 2-3 × faster than ``Generator.standard_normal`` here, and
-    built only from ``Generator.random`` (the PCG64 stream), so it does not depend on numpy's ziggurat tables.
+    Level ``i`` is the mean of Z ~ N(0, 1) over its ``i``-th equiprobable interval
+    ``(Φ⁻¹(i/K), Φ⁻¹((i+1)/K))``, i.e. ``K (φ(e_i) − φ(e_{i+1}))``; the table is then scaled by
+    1 + 7e-7 so that its variance is 1 (to float32 precision). Symmetric, mean 0, max |z| = 4.39.
     """
+    global _GAUSS_TABLE
+    if _GAUSS_TABLE is None:
+        from scipy.special import ndtri
+
+        k = GAUSS_LEVELS
+        edges = ndtri(np.arange(k + 1, dtype=np.float64) / k)
+        dens = np.zeros(k + 1)
+        inner = np.isfinite(edges)
+        dens[inner] = np.exp(-0.5 * edges[inner] ** 2) / math.sqrt(2.0 * math.pi)
+        levels = (dens[:-1] - dens[1:]) * k
+        levels = 0.5 * (levels - levels[::-1])  # exactly antisymmetric
+        levels /= math.sqrt(float(np.mean(levels**2)))
+        _GAUSS_TABLE = levels.astype(np.float32)
+    return _GAUSS_TABLE
+
+
+def _table_normal(bitgen: np.random.BitGenerator, out: np.ndarray) -> None:
+    """Fill the 1-D float32 ``out`` with standard normal deviates by inverse-CDF table lookup.
+
+    Each 64-bit output of ``bitgen.random_raw`` gives four 16-bit indices (little-endian order) into
+    :func:`gauss_table`: the normal distribution quantised to 65 536 equiprobable levels (Kolmogorov
+    distance to N(0, 1) ≤ 1/65 536; tails beyond 4.39 σ, probability 3e-5, are folded into the last
+    level). About 3 × faster than a Box–Muller transform and 5 × faster than ``standard_normal`` here.
+    """
+    table = gauss_table()
     n = out.size
-    u = np.empty(min(_BM_PAIRS, (n + 1) // 2), dtype=np.float64)
-    hi = np.empty_like(u)
-    c = np.empty(u.size, dtype=np.float32)
-    i = 0
-    while i < n:
-        m = min(_BM_PAIRS, (n - i + 1) // 2)
-        k = min(m, n - i - m)  # sines used (the last odd value has no partner)
-        uu, hh, cc = u[:m], hi[:m], c[:m]
-        rng.random(out=uu)
-        uu *= 16777216.0  # 2^24
-        np.floor(uu, out=hh)
-        uu -= hh  # u2, 29 bits
-        hh += 1.0
-        r = out[i:i + m]
-        np.multiply(hh, 1.0 / 16777216.0, out=r, casting="same_kind")  # u1 in (0, 1], exact in float32
-        np.log(r, out=r)
-        r *= np.float32(-2.0)
-        np.sqrt(r, out=r)
-        if k:
-            s = out[i + m:i + m + k]
-            np.multiply(uu[:k], _TWO_PI, out=s, casting="same_kind")
-            np.sin(s, out=s)
-            s *= r[:k]
-        np.multiply(uu, _TWO_PI, out=cc, casting="same_kind")
-        np.cos(cc, out=cc)
-        r *= cc
-        i += m + k
+    for i in range(0, n, _GAUSS_SLAB):
+        m = min(_GAUSS_SLAB, n - i)
+        raw = bitgen.random_raw((m + 3) // 4).astype("<u8", copy=False)
+        np.take(table, raw.view("<u2")[:m], out=out[i:i + m], mode="wrap")
 
 
 def tile_normal(seed: int, tile_row: int, tile_col: int, n_bands: int, block: int = NOISE_BLOCK,
                 out: np.ndarray | None = None) -> np.ndarray:
     """The standard normal noise (float32, (block, block, n_bands)) of global tile (tile_row, tile_col).
 
-    Drawn from ``numpy.random.default_rng(SeedSequence([seed, tile_row, tile_col]))`` with
-    :func:`_box_muller`: a function of the seed and the tile position only.
+    Drawn from ``numpy.random.PCG64(SeedSequence([seed, tile_row, tile_col]))`` with
+    :func:`_table_normal`: a function of the seed and the tile position only.
     """
     if out is None:
         out = np.empty((block, block, n_bands), dtype=np.float32)
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(tile_row), int(tile_col)]))
-    _box_muller(rng, out.reshape(-1))
+    bitgen = np.random.PCG64(np.random.SeedSequence([int(seed), int(tile_row), int(tile_col)]))
+    _table_normal(bitgen, out.reshape(-1))
     return out
 
 

@@ -15,7 +15,7 @@ from simhsi.errors import ParameterError
 from simhsi.io.netcdf import write_netcdf
 from simhsi.render import render_scene, write_scene
 from simhsi.render.export import _to_dn
-from simhsi.render.forward import _box_muller, dn_twin, tile_normal
+from simhsi.render.forward import _table_normal, dn_twin, gauss_table, tile_normal
 
 
 def _scene(h=40, w=50, nb=30, p=3, seed=0):
@@ -26,22 +26,35 @@ def _scene(h=40, w=50, nb=30, p=3, seed=0):
     return make_abundances(a), lib, FakeSensor(wl, np.full(nb, 10.0))
 
 
-def test_box_muller_is_standard_normal():
-    z = np.empty(1_000_001, dtype=np.float32)  # odd size: the last value has no partner
-    _box_muller(np.random.default_rng(3), z)
+def test_gauss_table_is_the_quantised_standard_normal():
+    t = gauss_table().astype(np.float64)
+    assert t.size == 65536 and np.all(np.diff(t) > 0)
+    np.testing.assert_allclose(t, -t[::-1])  # symmetric: mean exactly 0
+    assert abs(np.mean(t**2) - 1) < 1e-6 and 4.3 < t[-1] < 4.5
+    # level i lies inside its equiprobable bin: the quantised CDF is within 1/65536 of the normal CDF
+    cdf = stats.norm.cdf(t)
+    i = np.arange(t.size)
+    assert np.all(cdf > i / t.size) and np.all(cdf < (i + 1) / t.size)
+
+
+def test_table_normal_is_standard_normal():
+    z = np.empty(1_000_003, dtype=np.float32)  # not a multiple of 4: the last raw word is partly used
+    _table_normal(np.random.PCG64(3), z)
     zd = z.astype(np.float64)
-    assert np.all(np.isfinite(zd)) and np.max(np.abs(zd)) <= 5.8
+    assert np.all(np.isfinite(zd)) and np.max(np.abs(zd)) <= 4.39
     assert abs(zd.mean()) < 4 / 1000 and abs(zd.std() - 1) < 4e-3
     assert abs(stats.skew(zd)) < 0.01 and abs(stats.kurtosis(zd)) < 0.03
     assert stats.kstest(zd[:200_000], "norm").pvalue > 1e-3
-    # the cosine and sine halves of each step (same radius) are uncorrelated, also in their squares
-    c, s = zd[:16384], zd[16384:32768]
-    assert abs(np.corrcoef(c, s)[0, 1]) < 0.04 and abs(np.corrcoef(c**2, s**2)[0, 1]) < 0.04
+    # the four 16-bit draws of one 64-bit word are independent, also in their squares
+    w = zd[: 4 * 200_000].reshape(-1, 4)
+    for j in (1, 2, 3):
+        assert abs(np.corrcoef(w[:, 0], w[:, j])[0, 1]) < 0.01
+        assert abs(np.corrcoef(w[:, 0] ** 2, w[:, j] ** 2)[0, 1]) < 0.01
     # same generator state -> same values; different seed -> different values
     z2 = np.empty_like(z)
-    _box_muller(np.random.default_rng(3), z2)
+    _table_normal(np.random.PCG64(3), z2)
     np.testing.assert_array_equal(z, z2)
-    _box_muller(np.random.default_rng(4), z2)
+    _table_normal(np.random.PCG64(4), z2)
     assert not np.array_equal(z, z2)
 
 
