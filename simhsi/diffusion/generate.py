@@ -19,6 +19,7 @@ its own generator for the stochastic steps, so it does not depend on ``n`` or ``
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +45,30 @@ def default_model_dir() -> str | None:
     return str(d) if d.joinpath("simhsi_model.json").is_file() else None
 
 
+@functools.cache
+def _clipped_dpm_solver() -> type:  # built on first use: importing diffusers is slow
+    from diffusers import DPMSolverMultistepScheduler
+
+    class ClippedDPMSolver(DPMSolverMultistepScheduler):
+        """DPM-Solver++ whose x0 predictions are clipped to ±``clip_range`` at every step, as the DDPM and DDIM
+        schedulers do with ``clip_sample`` (diffusers' DPM-Solver only offers dynamic thresholding, which
+        rescales; with ``thresholding=True`` this class clamps instead)."""
+
+        clip_range = 1.0
+
+        def _threshold_sample(self, sample: Any) -> Any:
+            return sample.clamp(-self.clip_range, self.clip_range)
+
+    return ClippedDPMSolver
+
+
 def make_sampler(model: LoadedModel, sampler: str, steps: int | None) -> tuple[Any, int]:
-    """A diffusers scheduler for ``sampler`` built from the model's training schedule, and its steps."""
-    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+    """A diffusers scheduler for ``sampler`` built from the model's training schedule, and its steps.
+
+    All three clip the predicted clean sample to the network range at every step when the model's schedule
+    says so (``clip_sample``, true for models trained by simhsi), DPM-Solver++ included.
+    """
+    from diffusers import DDIMScheduler, DDPMScheduler
 
     if sampler not in SAMPLERS:
         raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
@@ -61,11 +83,12 @@ def make_sampler(model: LoadedModel, sampler: str, steps: int | None) -> tuple[A
     elif sampler == "ddim":
         sched = DDIMScheduler.from_config(cfg, timestep_spacing="trailing")
     else:
-        cfg.pop("clip_sample", None)
-        sched = DPMSolverMultistepScheduler.from_config(
+        clip = bool(cfg.pop("clip_sample", False))
+        sched = _clipped_dpm_solver().from_config(
             cfg, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing",
-            final_sigmas_type="zero", lower_order_final=True,
+            final_sigmas_type="zero", lower_order_final=True, thresholding=clip,
         )
+        sched.clip_range = float(cfg.get("clip_sample_range", 1.0))
     sched.set_timesteps(int(steps))
     return sched, int(steps)
 

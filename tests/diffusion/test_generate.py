@@ -118,3 +118,20 @@ def test_cli_generate_ddpm_and_grf(tiny_model, tmp_path):
                                  "--out", str(tmp_path / "b.nc")])
     assert r.exit_code == 2 and "p in" in r.output
     assert not (tmp_path / "b.nc").exists()
+
+
+def test_dpmpp_clips_the_clean_prediction_like_ddpm(tiny_model):
+    from simhsi.diffusion.generate import make_sampler
+
+    assert tiny_model.scheduler_config.get("clip_sample") is True  # simhsi's training schedule clips
+    sched, steps = make_sampler(tiny_model, "dpmpp", 4)
+    assert steps == 4 and sched.config.thresholding and sched.config.algorithm_type == "dpmsolver++"
+    x0 = torch.tensor([[[[-3.0, -0.5], [0.25, 2.0]]]])
+    np.testing.assert_array_equal(sched._threshold_sample(x0).numpy(), [[[[-1.0, -0.5], [0.25, 1.0]]]])
+    # one solver step on a sample whose clean prediction lies beyond the range stays bounded
+    t = sched.timesteps[-1]
+    out = sched.step(torch.zeros_like(x0), t, 5 * x0).prev_sample
+    assert float(out.abs().max()) <= 1.0 + 1e-6
+    unclipped = dict(tiny_model.scheduler_config, clip_sample=False)
+    sched2, _ = make_sampler(type(tiny_model)(**{**vars(tiny_model), "scheduler_config": unclipped}), "dpmpp", 4)
+    assert not sched2.config.thresholding
