@@ -139,15 +139,18 @@ def _table_normal(bitgen: np.random.BitGenerator, out: np.ndarray) -> None:
 
 
 def tile_normal(seed: int, tile_row: int, tile_col: int, n_bands: int, block: int = NOISE_BLOCK,
-                out: np.ndarray | None = None) -> np.ndarray:
+                out: np.ndarray | None = None, stream: int | None = None) -> np.ndarray:
     """The standard normal noise (float32, (block, block, n_bands)) of global tile (tile_row, tile_col).
 
     Drawn from ``numpy.random.PCG64(SeedSequence([seed, tile_row, tile_col]))`` with
-    :func:`_table_normal`: a function of the seed and the tile position only.
+    :func:`_table_normal`: a function of the seed and the tile position only. ``stream`` (an int >= 0)
+    selects an independent stream, ``SeedSequence([seed, tile_row, tile_col, stream])``: the bands of a
+    sensor's coarser-GSD groups draw their noise on their own grid with the group's GSD in mm as stream.
     """
     if out is None:
         out = np.empty((block, block, n_bands), dtype=np.float32)
-    bitgen = np.random.PCG64(np.random.SeedSequence([int(seed), int(tile_row), int(tile_col)]))
+    key = [int(seed), int(tile_row), int(tile_col)] + ([] if stream is None else [int(stream)])
+    bitgen = np.random.PCG64(np.random.SeedSequence(key))
     _table_normal(bitgen, out.reshape(-1))
     return out
 
@@ -426,6 +429,7 @@ def _render_block(
     quant: _Quant | None,
     noisy: bool,
     result: str = "float",
+    stream: int | None = None,
     block_info: dict | None = None,
 ) -> np.ndarray:
     """One (p, h, w) abundance chunk -> (h, w, n_bands) cube chunk.
@@ -468,7 +472,7 @@ def _render_block(
     for by, bx, ry0, ry1, rx0, rx1 in regions:
         zt = None
         if noise_on:
-            tile_normal(seed, by, bx, nb, out=tile)
+            tile_normal(seed, by, bx, nb, out=tile, stream=stream)
             ty0, tx0 = by * NOISE_BLOCK - y0, bx * NOISE_BLOCK - x0  # tile origin in chunk coordinates
             zt = tile[ry0 - ty0:ry1 - ty0, rx0 - tx0:rx1 - tx0]
         wr = rx1 - rx0
@@ -547,6 +551,52 @@ def dn_twin(data: Any) -> Any | None:
     if entry is None or entry[0]() is not data:
         return None
     return entry[1]
+
+
+def band_gsd_groups(sensor: Any) -> list[tuple[float, np.ndarray]] | None:
+    """The sensor's bands grouped by GSD, ``[(gsd_m, band indices), ...]`` finest first; ``None`` when every
+    band has the sensor's ``gsd_m`` (no ``gsd_m`` column in its band table, or a single value).
+
+    Each band GSD must be an integer multiple (>= 1) of the sensor's ``gsd_m``, the grid of the cube.
+    """
+    g = getattr(sensor, "band_table", {}).get("gsd_m")
+    if g is None:
+        return None
+    g = np.asarray(g, dtype=np.float64)
+    base = float(sensor.gsd_m)
+    vals = np.unique(g)
+    if g.shape != (np.size(sensor.wavelength),) or not np.all(np.isfinite(g)):
+        raise SensorError(f"{sensor.name}: band_table.gsd_m must give a finite GSD (m) for every band")
+    if vals.size == 1 and abs(vals[0] - base) <= 1e-9 * base:
+        return None
+    k = vals / base
+    if np.any(k < 1 - 1e-9) or np.any(np.abs(k - np.round(k)) > 1e-6):
+        raise SensorError(f"{sensor.name}: band_table.gsd_m values {', '.join(f'{v:g}' for v in vals)} m must be "
+                          f"integer multiples of the sensor's gsd_m ({base:g} m), the grid of the rendered cube")
+    return [(float(v), np.flatnonzero(g == v)) for v in vals]
+
+
+def _coarse_maps(src: Any, src_px: float, gsd: float, base: float, sigma_gsd: float, shape: tuple[int, int],
+                 cy: int, cx: int) -> tuple[Any, int]:
+    """Abundances at a coarser band GSD covering the ``shape`` cube grid (``base`` m): (dask (p, h, w), k).
+
+    The spatial stage (PSF + area integration) from ``src`` (``src_px`` m pixels) to ``gsd`` m; a partial
+    coarse pixel at the bottom/right edge repeats the last full one (edge padding).
+    """
+    import dask.array as da
+
+    from simhsi.sensors.psf import apply_psf_and_resample
+
+    k = int(round(gsd / base))
+    ak = da.asarray(apply_psf_and_resample(da.asarray(src), src_px, gsd, sigma_gsd)).astype(np.float32)
+    need = (-(-shape[0] // k), -(-shape[1] // k))
+    if min(ak.shape[1:]) < 1:
+        raise DataError(f"the scene is smaller than one {gsd:g} m pixel: it cannot be rendered at that GSD")
+    ak = ak[:, :need[0], :need[1]]
+    pad = ((0, 0), (0, need[0] - ak.shape[1]), (0, need[1] - ak.shape[2]))
+    if pad[1][1] or pad[2][1]:
+        ak = da.pad(ak, pad, mode="edge")
+    return ak.rechunk((ak.shape[0], max(1, cy // k), max(1, cx // k))), k
 
 
 # --------------------------------------------------------------------------------------------- main API
@@ -675,17 +725,48 @@ def render_scene(
     quant = _Quant(sen, lv) if quantize else None
     noisy = noise or quantize
 
-    out_chunks = (a.chunks[1], a.chunks[2], (nb,))
-    kw = dict(E_s=E_s, gain=gain, level=lv, snr_scale=float(snr_scale), seed=int(seed))
-    cube = da.map_blocks(_render_block, a, noise_model=noise_model, quant=quant, noisy=noisy, **kw,
-                         drop_axis=0, new_axis=2, chunks=out_chunks, dtype=np.float32,
-                         token="simhsi-render")
+    groups = band_gsd_groups(sen)
+    if groups is not None:
+        coarse = [(g, idx) for g, idx in groups if g > float(sen.gsd_m) * (1 + 1e-9)]
+        if has_nan:
+            raise DataError(f"abundances have NaN (nodata) pixels: {sen.name} has bands at "
+                            f"{', '.join(f'{g:g}' for g, _ in coarse)} m GSD, whose spatial stage needs "
+                            "complete maps; fill them first")
+        src, src_px = (abund.data, float(scene_pixel_m)) if scene_pixel_m is not None else (a, float(sen.gsd_m))
+        group_maps = {g: _coarse_maps(src, src_px, g, float(sen.gsd_m), float(sen.psf_sigma_gsd), (H, W), cy, cx)
+                      for g, _ in coarse}
+        spatial += "; bands at " + ", ".join(f"{g:g} m" for g, _ in coarse) + (
+            f" GSD: the same stage at their GSD, then each coarse pixel repeated over the {sen.gsd_m:g} m grid "
+            "(noise drawn on the coarse grid)")
+
+    def build(result: str, nm: Any, q: _Quant | None, nz: bool, token: str) -> Any:
+        dtype = q.dtype if result == "dn" else np.float32
+        common = dict(level=lv, snr_scale=float(snr_scale), seed=int(seed), noise_model=nm, quant=q, noisy=nz,
+                      result=result, drop_axis=0, new_axis=2, dtype=dtype)
+        if groups is None:
+            return da.map_blocks(_render_block, a, E_s=E_s, gain=gain, **common,
+                                 chunks=(a.chunks[1], a.chunks[2], (nb,)), token=token)
+        parts, order = [], []
+        for g, idx in groups:
+            sub_nm = nm.subset(idx) if nm is not None else None
+            gk = dict(common, E_s=E_s[idx], gain=gain[idx], noise_model=sub_nm)
+            if g not in group_maps:  # the finest grid: the sensor-grid maps, the default noise stream
+                parts.append(da.map_blocks(_render_block, a, **gk, chunks=(a.chunks[1], a.chunks[2], (idx.size,)),
+                                           token=f"{token}-{g:g}"))
+            else:
+                ak, k = group_maps[g]
+                ck = da.map_blocks(_render_block, ak, **gk, stream=int(round(g * 1000)),
+                                   chunks=(ak.chunks[1], ak.chunks[2], (idx.size,)), token=f"{token}-{g:g}")
+                up = da.repeat(da.repeat(ck, k, axis=0), k, axis=1)[:H, :W]
+                parts.append(up.rechunk((a.chunks[1], a.chunks[2], idx.size)))
+            order.append(idx)
+        full = da.concatenate(parts, axis=2)[:, :, np.argsort(np.concatenate(order))]
+        return full.rechunk((a.chunks[1], a.chunks[2], nb))
+
+    cube = build("float", noise_model, quant, noisy, "simhsi-render")
     if quant is not None and quant.scalar and not has_nan:
         # the same chunks as the sensor's integer DN, for writers storing DN (NetCDF export): see dn_twin()
-        dn = da.map_blocks(_render_block, a, noise_model=noise_model, quant=quant, noisy=noisy, result="dn",
-                           **kw, drop_axis=0, new_axis=2, chunks=out_chunks, dtype=quant.dtype,
-                           token="simhsi-render-dn")
-        _register_dn_twin(cube, dn)
+        _register_dn_twin(cube, build("dn", noise_model, quant, noisy, "simhsi-render-dn"))
     var = "radiance" if lv == "L1" else "reflectance"
     units = UNITS_RADIANCE if lv == "L1" else UNITS_REFLECTANCE
     band_coords = {
@@ -693,6 +774,9 @@ def render_scene(
         FWHM: (BAND, fw, {"units": "nm", "long_name": "band full width at half maximum"}),
     }
     bad = getattr(sen, "bad_band", None)
+    if groups is not None:
+        band_coords["gsd_m"] = (BAND, np.asarray(sen.band_table["gsd_m"], dtype=np.float64),
+                                {"units": "m", "long_name": "ground sampling distance of the band"})
     if bad is not None and np.shape(bad) == (nb,):
         band_coords["bad_band"] = (BAND, np.asarray(bad, dtype=bool),
                                    {"long_name": "band usually dropped (see the sensor definition)"})
@@ -723,9 +807,7 @@ def render_scene(
     data_vars["endmembers"] = ((ENDMEMBER, BAND), E_s.T.astype(np.float32),
                                {"units": "1", "long_name": "endmember reflectance at the sensor bands"})
     if keep_clean:
-        clean = da.map_blocks(_render_block, a, noise_model=None, quant=None, noisy=False, **kw,
-                              drop_axis=0, new_axis=2, chunks=out_chunks, dtype=np.float32,
-                              token="simhsi-render-clean")
+        clean = build("float", None, None, False, "simhsi-render-clean")
         data_vars["clean"] = ((Y, X, BAND), clean, {"units": units, "long_name": f"noise-free {var}"})
     d = earth_sun_distance_au(day_of_year)
     attrs = provenance_attrs(
