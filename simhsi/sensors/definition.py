@@ -397,6 +397,12 @@ def _build(doc: Any, opener, source: str) -> Sensor:
             errors.append("band_table.bad_band: must be 0 or 1")
         bad = np.nan_to_num(bb, nan=0).astype(bool)
     reasons = [str(v) if v is not None else "" for v in cols.get("bad_band_reason", [""] * n)]
+    if "gsd_m" in cols and "gsd_m" in scal:
+        bg = _to_float(cols["gsd_m"])
+        k = bg / scal["gsd_m"]
+        if not np.all(np.isfinite(bg)) or np.any(k < 1 - 1e-9) or np.any(np.abs(k - np.round(k)) > 1e-6):
+            errors.append(f"band_table.gsd_m: every band's GSD must be an integer multiple of gsd_m "
+                          f"({scal['gsd_m']:g} m), the grid of a rendered cube")
 
     # ---- noise
     def parse_noise(nd: Any, key: str) -> NoiseModel | None:

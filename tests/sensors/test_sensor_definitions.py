@@ -186,3 +186,12 @@ def test_prisma_table_matches_a_real_products_band_lists():
         )
         assert hit.sum() == 1
         assert abs(s.wavelength[hit][0] - float(r["center_nm"])) < 0.2
+
+
+def test_band_gsd_must_be_multiples_of_the_grid(tmp_path):
+    doc = dict(GOOD, gsd_m=10)
+    good = _write(tmp_path, doc, table="band,name,center_nm,fwhm_nm,gsd_m,snr\n1,a,500,10,10,100\n2,b,600,10,20,100\n")
+    assert list(load_sensor(good).band_table["gsd_m"]) == [10, 20]
+    bad = _write(tmp_path, doc, table="band,name,center_nm,fwhm_nm,gsd_m,snr\n1,a,500,10,10,100\n2,b,600,10,25,100\n")
+    with pytest.raises(SensorError, match="band_table.gsd_m"):
+        load_sensor(bad)
