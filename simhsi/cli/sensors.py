@@ -79,6 +79,11 @@ def show_cmd(sensor: str, show_bands: bool, as_json: bool) -> None:
         " (" + "; ".join(f"{n} x {r}" for r, n in _count(s.bad_band_reason, s.bad_band)) + ")"
         if s.bad_band.any() else ""))
     click.echo(f"  GSD / swath    {s.gsd_m:g} m / {s.swath_km:g} km")
+    gsd = s.band_table.get("gsd_m")
+    if gsd is not None and len(set(np.asarray(gsd, dtype=float).tolist())) > 1:
+        for g in sorted(set(np.asarray(gsd, dtype=float).tolist())):
+            names = [n for n, v in zip(s.band_names, gsd, strict=True) if float(v) == g]
+            click.echo(f"    {g:g} m bands: {', '.join(names)}")
     click.echo(f"  bit depth      {s.bit_depth}")
     click.echo(f"  PSF sigma      {s.psf_sigma_gsd:g} GSD")
     click.echo(f"  noise          {s.noise.kind}{' (PLACEHOLDER)' if s.noise.placeholder else ''}: "
