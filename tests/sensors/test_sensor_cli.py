@@ -31,7 +31,7 @@ def test_sensors_show_prisma_text_and_json():
     assert d["n_bands"] == 234 and len(d["bands"]) == 234 and d["noise"]["placeholder"] is True
     r = CliRunner().invoke(cli, ["sensors", "show", "sentinel2a", "--bands"])
     assert r.exit_code == 0 and "B8A" in r.output
-    assert "60 m bands: B1, B9, B10" in r.output and "gsd" not in CliRunner().invoke(cli, ["sensors", "show", "prisma"]).output
+    assert "60 m bands: B1, B9, B10" in r.output and " m bands:" not in CliRunner().invoke(cli, ["sensors", "show", "prisma"]).output
 
 
 def test_sensors_show_unknown_is_a_one_line_error():
