@@ -197,8 +197,14 @@ def make_scene_abundances(args: argparse.Namespace, p: int) -> tuple[Any, str]:
 
 
 def sensor_at_gsd(sensor: Any, gsd_m: float) -> Any:
-    """A copy of ``sensor`` with another GSD (same bands, PSF in GSD units and noise model)."""
-    return dataclasses.replace(sensor, gsd_m=float(gsd_m))
+    """A copy of ``sensor`` with another GSD (same bands, PSF in GSD units and noise model).
+
+    Per-band GSDs (Sentinel-2's 10 / 20 / 60 m) scale with it, keeping their ratios.
+    """
+    table = dict(sensor.band_table)
+    if "gsd_m" in table:
+        table["gsd_m"] = np.asarray(table["gsd_m"], dtype=float) * (float(gsd_m) / float(sensor.gsd_m))
+    return dataclasses.replace(sensor, gsd_m=float(gsd_m), band_table=table)
 
 
 def plan_configs(sensors: list[Any], snr_scales: list[float], gsds: list[float],
