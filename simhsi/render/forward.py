@@ -736,8 +736,9 @@ def render_scene(
         group_maps = {g: _coarse_maps(src, src_px, g, float(sen.gsd_m), float(sen.psf_sigma_gsd), (H, W), cy, cx)
                       for g, _ in coarse}
         spatial += "; bands at " + ", ".join(f"{g:g} m" for g, _ in coarse) + (
-            f" GSD: the same stage at their GSD, then each coarse pixel repeated over the {sen.gsd_m:g} m grid "
-            "(noise drawn on the coarse grid)")
+            f" GSD: Gaussian PSF sigma {sen.psf_sigma_gsd:g} GSD + resampling from the {src_px:g} m maps to "
+            f"their GSD, rendered there (noise drawn on that grid), each coarse pixel repeated over the "
+            f"{sen.gsd_m:g} m grid")
 
     def build(result: str, nm: Any, q: _Quant | None, nz: bool, token: str) -> Any:
         dtype = q.dtype if result == "dn" else np.float32
