@@ -358,21 +358,26 @@ class _Quant:
             self.lo, self.hi = (int(v) for v in lq.dn_range)
             self.clip_lo = self.lo if self.lo_dn is None else self.lo_dn
 
-    def to_dn(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Physical values -> DN as float64 in ``out`` (the sensor's formulas; NaN stays NaN)."""
+    def to_dn(self, values: np.ndarray, out: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Physical values -> DN as float64 in ``out`` (the sensor's formulas; NaN stays NaN).
+
+        ``clip=False`` leaves the clipping to the DN range to the caller (:meth:`clip_into`).
+        """
         lq = self.lq
-        if self.factor == 1.0 and lq.offset == 0:
-            np.multiply(values, lq.scale, out=out, dtype=np.float64)  # = copy to float64, then * scale
-        else:
-            if self.factor != 1.0:
-                np.multiply(values, self.factor, out=out, dtype=np.float64)
-            else:
-                np.copyto(out, values)
+        np.copyto(out, values)  # float32 -> float64 (exact), then the formula in float64
+        if self.factor != 1.0:
+            out *= self.factor
+        if lq.offset != 0:
             out += lq.offset
-            out *= lq.scale
+        out *= lq.scale
         np.rint(out, out=out)
-        np.clip(out, self.clip_lo, self.hi, out=out)  # NaN stays NaN
+        if clip:
+            np.clip(out, self.clip_lo, self.hi, out=out)  # NaN stays NaN
         return out
+
+    def clip_into(self, dn: np.ndarray, out: np.ndarray) -> None:
+        """Clip float64 DN (no NaN) to the DN range and store them in the integer array ``out`` (one pass)."""
+        np.clip(dn, self.clip_lo, self.hi, out=out, casting="unsafe")
 
     def dequantize(self, dn: np.ndarray) -> np.ndarray:
         """float64 DN -> physical values, in place (= LevelQuantization.dequantize, then the unit factor)."""
@@ -507,9 +512,12 @@ def _render_block(
             if quant is not None:
                 if quant.is_float:
                     res = v.astype(quant.dtype).astype(np.float32)
+                elif dn_out:  # clip, cast and store in one pass
+                    q = quant.to_dn(v, q64[:n].reshape(m, nb), clip=False)
+                    quant.clip_into(q.reshape(shape3), out[r0:r1, rx0:rx1])
+                    continue
                 else:
-                    q = quant.to_dn(v, q64[:n].reshape(m, nb))
-                    res = q if dn_out else quant.dequantize(q)
+                    res = quant.dequantize(quant.to_dn(v, q64[:n].reshape(m, nb)))
             out[r0:r1, rx0:rx1] = res.reshape(shape3)
     return out
 
