@@ -467,6 +467,11 @@ def _render_block(
         to_model = (np.full(nb, W_M2_UM_TO_UW_CM2_NM) * (gain if level == "L2" else 1.0)).astype(np.float32)
         fast = _parametric_coeffs(noise_model, nb, k)
         k32 = k.astype(np.float32)
+        if fast is not None:
+            # the floor and |.| of the parametric model are no-ops when L >= 0 (A >= 0, E >= 0), b >= 1e-5, a, c >= 0
+            nonneg_l = bool(at.size == 0 or at.min() >= 0) and bool(E_t.min() >= 0) and bool(to_model.min() > 0)
+            need_floor = not (nonneg_l and bool(fast[1].min() >= np.float32(1e-5)))
+            need_abs = not (bool(fast[0].min() >= 0) and bool(fast[2].min() >= 0))
     else:
         regions = [(0, 0, 0, h, 0, w)]
     size = min(SLAB_ELEMENTS, h * w * nb) if len(regions) == 1 else SLAB_ELEMENTS
@@ -497,11 +502,13 @@ def _render_block(
                 if fast is not None:
                     a_k, b_, c_k = fast
                     s += b_
-                    np.maximum(s, np.float32(1e-5), out=s)
+                    if need_floor:
+                        np.maximum(s, np.float32(1e-5), out=s)
                     np.sqrt(s, out=s)
                     s *= a_k
                     s += c_k
-                    np.abs(s, out=s)
+                    if need_abs:
+                        np.abs(s, out=s)
                 else:
                     s[...] = noise_model.sigma(s, band_axis=-1)
                     s *= k32

@@ -16,6 +16,7 @@ from simhsi.io.netcdf import write_netcdf
 from simhsi.render import render_scene, write_scene
 from simhsi.render.export import _to_dn
 from simhsi.render.forward import _table_normal, dn_twin, gauss_table, tile_normal
+from simhsi.sensors.noise import NoiseModel
 
 
 def _scene(h=40, w=50, nb=30, p=3, seed=0):
@@ -66,9 +67,12 @@ def test_tiles_are_seeded_by_position():
         assert not np.array_equal(t00, other)
 
 
-@pytest.mark.parametrize("level", ["L1", "L2"])
-def test_fused_parametric_noise_equals_the_model(monkeypatch, level):
+@pytest.mark.parametrize("level,coeffs", [("L1", None), ("L2", None), ("L2", (0.02, 0.0, -0.05))])
+def test_fused_parametric_noise_equals_the_model(monkeypatch, level, coeffs):
     a, lib, sen = _scene()
+    if coeffs is not None:  # b = 0 and c < 0: the fused path needs its floor and |.| (skipped when they are no-ops)
+        nb = sen.wavelength.size
+        sen.noise = NoiseModel("parametric", {k: np.full(nb, v) for k, v in zip("abc", coeffs, strict=True)})
     kw = dict(level=level, seed=5, quantize=False, chunks=(32, 24))
     fast = render_scene(a, lib, sen, **kw)[("radiance" if level == "L1" else "reflectance")].values
     monkeypatch.setattr(fwd, "_parametric_coeffs", lambda *args: None)  # generic path: noise_model.sigma
