@@ -142,7 +142,7 @@ def tile_normal(seed: int, tile_row: int, tile_col: int, n_bands: int, block: in
                 out: np.ndarray | None = None, stream: int | None = None) -> np.ndarray:
     """The standard normal noise (float32, (block, block, n_bands)) of global tile (tile_row, tile_col).
 
-    Drawn from ``numpy.random.PCG64(SeedSequence([seed, tile_row, tile_col]))`` with
+    Drawn from ``numpy.random.SFC64(SeedSequence([seed, tile_row, tile_col]))`` with
     :func:`_table_normal`: a function of the seed and the tile position only. ``stream`` (an int >= 0)
     selects an independent stream, ``SeedSequence([seed, tile_row, tile_col, stream])``: the bands of a
     sensor's coarser-GSD groups draw their noise on their own grid with the group's GSD in mm as stream.
@@ -150,7 +150,7 @@ def tile_normal(seed: int, tile_row: int, tile_col: int, n_bands: int, block: in
     if out is None:
         out = np.empty((block, block, n_bands), dtype=np.float32)
     key = [int(seed), int(tile_row), int(tile_col)] + ([] if stream is None else [int(stream)])
-    bitgen = np.random.PCG64(np.random.SeedSequence(key))
+    bitgen = np.random.SFC64(np.random.SeedSequence(key))
     _table_normal(bitgen, out.reshape(-1))
     return out
 
