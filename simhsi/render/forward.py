@@ -467,11 +467,16 @@ def _render_block(
         to_model = (np.full(nb, W_M2_UM_TO_UW_CM2_NM) * (gain if level == "L2" else 1.0)).astype(np.float32)
         fast = _parametric_coeffs(noise_model, nb, k)
         k32 = k.astype(np.float32)
+        folded = None
         if fast is not None:
             # the floor and |.| of the parametric model are no-ops when L >= 0 (A >= 0, E >= 0), b >= 1e-5, a, c >= 0
             nonneg_l = bool(at.size == 0 or at.min() >= 0) and bool(E_t.min() >= 0) and bool(to_model.min() > 0)
             need_floor = not (nonneg_l and bool(fast[1].min() >= np.float32(1e-5)))
             need_abs = not (bool(fast[0].min() >= 0) and bool(fast[2].min() >= 0))
+            # without the floor, a sqrt(t v + b) = (a sqrt t) sqrt(v + b / t): two passes fewer
+            folded = None if need_floor else ((fast[0] * np.sqrt(to_model)).astype(np.float32),
+                                              (fast[1] / to_model).astype(np.float32))
+            use_c = bool(np.any(fast[2] != 0))
     else:
         regions = [(0, 0, 0, h, 0, w)]
     size = min(SLAB_ELEMENTS, h * w * nb) if len(regions) == 1 else SLAB_ELEMENTS
@@ -498,8 +503,16 @@ def _render_block(
                 v *= gain32  # W m-2 sr-1 um-1
             if noise_on:
                 s = sig[:n].reshape(m, nb)
-                np.multiply(v, to_model, out=s)  # radiance in the model's unit
-                if fast is not None:
+                if folded is not None:
+                    np.add(v, folded[1], out=s)
+                    np.sqrt(s, out=s)
+                    s *= folded[0]
+                    if use_c:
+                        s += fast[2]
+                    if need_abs:
+                        np.abs(s, out=s)
+                elif fast is not None:
+                    np.multiply(v, to_model, out=s)  # radiance in the model's unit
                     a_k, b_, c_k = fast
                     s += b_
                     if need_floor:
@@ -510,6 +523,7 @@ def _render_block(
                     if need_abs:
                         np.abs(s, out=s)
                 else:
+                    np.multiply(v, to_model, out=s)
                     s[...] = noise_model.sigma(s, band_axis=-1)
                     s *= k32
                 s3 = s.reshape(shape3)
