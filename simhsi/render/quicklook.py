@@ -27,10 +27,22 @@ def _stretch(img: np.ndarray) -> np.ndarray:
     return out
 
 
+def rgb_bands(cube: xr.DataArray) -> list[int]:
+    """Indices of the bands nearest 640 / 550 / 460 nm; among the finest-GSD bands when a ``gsd_m`` band
+    coordinate says the GSDs differ (Sentinel-2: B4, B3, B2 rather than the 60 m B1)."""
+    wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
+    cand = np.arange(wl.size)
+    if "gsd_m" in cube.coords:
+        gsd = np.asarray(cube["gsd_m"].values, dtype=np.float64)
+        cand = np.flatnonzero(gsd == gsd.min())
+    return [int(cand[np.argmin(np.abs(wl[cand] - t))]) for t in RGB_NM]
+
+
 def write_quicklook(
     ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False, max_pixels: int = 512, n_spectra: int = 5
 ) -> Path:
-    """Write a PNG: RGB composite (bands nearest 640/550/460 nm, 2-98 % stretch), the abundance maps
+    """Write a PNG: RGB composite (bands nearest 640/550/460 nm — among the finest-GSD bands when the bands'
+    GSDs differ —, 2-98 % stretch), the abundance maps
     and the spectra of the purest pixel of up to ``n_spectra`` endmembers. Large scenes are subsampled
     (every k-th pixel) to at most ``max_pixels`` per side.
     """
@@ -48,7 +60,7 @@ def write_quicklook(
     k = max(1, int(np.ceil(max(h, w) / max_pixels)))
     wl = np.asarray(cube["wavelength"].values, dtype=np.float64)
     sub = cube.isel(y=slice(None, None, k), x=slice(None, None, k)).values.astype(np.float32)
-    rgb_idx = [int(np.argmin(np.abs(wl - t))) for t in RGB_NM]
+    rgb_idx = rgb_bands(cube)
     rgb = _stretch(sub[..., rgb_idx])
     ab = ds["abundances"].isel(y=slice(None, None, k), x=slice(None, None, k)).values if "abundances" in ds else None
     p = 0 if ab is None else ab.shape[0]

@@ -101,3 +101,12 @@ def test_from_a_finer_scene(s2, scene):
     b60 = int(np.flatnonzero(ds["gsd_m"].values == 60)[0])
     assert np.unique(cube[:, :, b60]).size <= 4 * 5
     assert "60 m" in ds.attrs["spatial_stage"]
+
+
+def test_quicklook_rgb_uses_the_finest_bands(s2, scene):
+    from simhsi.render.quicklook import rgb_bands
+
+    a, lib = scene
+    ds = render_scene(a, lib, s2, noise=False, out_of_range="warn")
+    names = [str(ds["band_name"].values[i]) for i in rgb_bands(ds["reflectance"])]
+    assert names == ["B4", "B3", "B2"]  # not the 60 m B1 (443 nm), nearer to 460 nm than B2
