@@ -591,15 +591,16 @@ def band_gsd_groups(sensor: Any) -> list[tuple[float, np.ndarray]] | None:
     g = getattr(sensor, "band_table", {}).get("gsd_m")
     if g is None:
         return None
+    from simhsi.sensors.definition import band_gsd_multiples_ok
+
     g = np.asarray(g, dtype=np.float64)
     base = float(sensor.gsd_m)
-    vals = np.unique(g)
     if g.shape != (np.size(sensor.wavelength),) or not np.all(np.isfinite(g)):
         raise SensorError(f"{sensor.name}: band_table.gsd_m must give a finite GSD (m) for every band")
+    vals = np.unique(g)
     if vals.size == 1 and abs(vals[0] - base) <= 1e-9 * base:
         return None
-    k = vals / base
-    if np.any(k < 1 - 1e-9) or np.any(np.abs(k - np.round(k)) > 1e-6):
+    if not band_gsd_multiples_ok(vals, base):
         raise SensorError(f"{sensor.name}: band_table.gsd_m values {', '.join(f'{v:g}' for v in vals)} m must be "
                           f"integer multiples of the sensor's gsd_m ({base:g} m), the grid of the rendered cube")
     return [(float(v), np.flatnonzero(g == v)) for v in vals]

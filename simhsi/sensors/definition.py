@@ -50,6 +50,13 @@ _REQUIRED_PARAMS = {
 }
 
 
+def band_gsd_multiples_ok(band_gsd_m: Any, gsd_m: float) -> bool:
+    """True when every band GSD (m) is finite and an integer multiple (>= 1) of the sensor's ``gsd_m``."""
+    g = np.asarray(band_gsd_m, dtype=np.float64)
+    k = g / float(gsd_m)
+    return bool(np.all(np.isfinite(g)) and np.all(k >= 1 - 1e-9) and np.all(np.abs(k - np.round(k)) <= 1e-6))
+
+
 @dataclass(eq=False, repr=False)
 class Sensor:
     """A sensor model: bands, spatial sampling, PSF, noise and DN conventions.
@@ -397,12 +404,9 @@ def _build(doc: Any, opener, source: str) -> Sensor:
             errors.append("band_table.bad_band: must be 0 or 1")
         bad = np.nan_to_num(bb, nan=0).astype(bool)
     reasons = [str(v) if v is not None else "" for v in cols.get("bad_band_reason", [""] * n)]
-    if "gsd_m" in cols and "gsd_m" in scal:
-        bg = _to_float(cols["gsd_m"])
-        k = bg / scal["gsd_m"]
-        if not np.all(np.isfinite(bg)) or np.any(k < 1 - 1e-9) or np.any(np.abs(k - np.round(k)) > 1e-6):
-            errors.append(f"band_table.gsd_m: every band's GSD must be an integer multiple of gsd_m "
-                          f"({scal['gsd_m']:g} m), the grid of a rendered cube")
+    if "gsd_m" in cols and "gsd_m" in scal and not band_gsd_multiples_ok(_to_float(cols["gsd_m"]), scal["gsd_m"]):
+        errors.append(f"band_table.gsd_m: every band's GSD must be an integer multiple of gsd_m "
+                      f"({scal['gsd_m']:g} m), the grid of a rendered cube")
 
     # ---- noise
     def parse_noise(nd: Any, key: str) -> NoiseModel | None:
