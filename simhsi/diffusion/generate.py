@@ -1,4 +1,4 @@
-"""Sampling the DDPM abundance generator: DDPM / DDIM / DPM-Solver++, guidance, large seamless scenes.
+"""Sampling the DDPM abundance generator: DDPM / DDIM / DPM-Solver++ (ODE and SDE), guidance, large scenes.
 
 Outputs are valid abundances: the network output is mapped back by the inverse of the model's global
 affine map (``A = (x − b) / a``), the first ``p`` channels are kept, and each pixel is projected
@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from simhsi.diffusion.model import LoadedModel
 
-SAMPLERS = ("ddpm", "ddim", "dpmpp")
-DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpmpp": 20}
+SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde")
+DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpmpp": 20, "dpmpp-sde": 20}
 
 
 def default_model_dir() -> str | None:
@@ -65,8 +65,10 @@ def _clipped_dpm_solver() -> type:  # built on first use: importing diffusers is
 def make_sampler(model: LoadedModel, sampler: str, steps: int | None) -> tuple[Any, int]:
     """A diffusers scheduler for ``sampler`` built from the model's training schedule, and its steps.
 
-    All three clip the predicted clean sample to the network range at every step when the model's schedule
-    says so (``clip_sample``, true for models trained by simhsi), DPM-Solver++ included.
+    ``dpmpp`` is DPM-Solver++(2M), the deterministic (ODE) multistep solver; ``dpmpp-sde`` its stochastic
+    version SDE-DPM-Solver++(2M) (Lu et al. 2022): same network evaluations per step, fresh noise at each
+    step (seeded per sample, like DDPM's). All of them clip the predicted clean sample to the network range
+    at every step when the model's schedule says so (``clip_sample``, true for models trained by simhsi).
     """
     from diffusers import DDIMScheduler, DDPMScheduler
 
@@ -84,9 +86,10 @@ def make_sampler(model: LoadedModel, sampler: str, steps: int | None) -> tuple[A
         sched = DDIMScheduler.from_config(cfg, timestep_spacing="trailing")
     else:
         clip = bool(cfg.pop("clip_sample", False))
+        algorithm = "sde-dpmsolver++" if sampler == "dpmpp-sde" else "dpmsolver++"
         sched = _clipped_dpm_solver().from_config(
-            cfg, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="trailing",
-            final_sigmas_type="zero", lower_order_final=True, thresholding=clip,
+            cfg, algorithm_type=algorithm, solver_order=2, timestep_spacing="trailing", final_sigmas_type="zero",
+            lower_order_final=True, thresholding=clip,
         )
         sched.clip_range = float(cfg.get("clip_sample_range", 1.0))
     sched.set_timesteps(int(steps))
@@ -212,9 +215,10 @@ def generate_abundances(
 
     ``model``: a model directory (``simhsi train``), a loaded model, or ``None`` for the packaged
     default. ``method``: the unmixing method to condition on (``None``: any method). ``guidance``:
-    classifier-free guidance scale (see module doc). ``sampler``: ``"ddpm"`` (ancestral, all T steps by
-    default), ``"ddim"`` (50) or ``"dpmpp"`` (DPM-Solver++, 20). ``window_overlap``: overlap of the
-    windows in pixels for scenes larger than the training patch (default: half the patch).
+    classifier-free guidance scale (see module doc). ``sampler`` (default steps): ``"ddpm"`` (ancestral,
+    all T), ``"ddim"`` (50), ``"dpmpp"`` (DPM-Solver++(2M), 20) or ``"dpmpp-sde"`` (its stochastic
+    version, 20; see :func:`make_sampler`). ``window_overlap``: overlap of the windows in pixels for
+    scenes larger than the training patch (default: half the patch).
 
     Returns a DataArray (sample, endmember, y, x) of valid abundances (float32) with the settings in attrs.
     """
@@ -263,7 +267,7 @@ def generate_abundances(
                 ab = float(alphas[int(t)])
                 eps = den(sched.scale_model_input(x, t), t, ab)
                 kw: dict[str, Any] = {}
-                if sampler == "ddpm":
+                if sampler in ("ddpm", "dpmpp-sde"):
                     kw["generator"] = gens
                 elif sampler == "ddim":
                     kw["eta"] = 0.0

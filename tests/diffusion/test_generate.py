@@ -27,7 +27,7 @@ def tiny_model(tmp_path_factory):
     return load_model(d, device="cpu")
 
 
-@pytest.mark.parametrize("sampler,steps", [("dpmpp", 5), ("ddim", 5), ("ddpm", None)])
+@pytest.mark.parametrize("sampler,steps", [("dpmpp", 5), ("dpmpp-sde", 5), ("ddim", 5), ("ddpm", None)])
 def test_outputs_on_simplex_and_seeded(tiny_model, sampler, steps):
     kw = dict(n=2, size=(16, 16), p=3, sampler=sampler, steps=steps, seed=3, progress=False)
     a = generate_abundances(tiny_model, **kw)
@@ -39,11 +39,15 @@ def test_outputs_on_simplex_and_seeded(tiny_model, sampler, steps):
     assert a.attrs["sampler"] == sampler and a.attrs["seed"] == 3
 
 
-def test_sample_independent_of_batching(tiny_model):
-    kw = dict(size=(16, 16), p=4, sampler="ddpm", steps=10, seed=1, progress=False)
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmpp-sde"])
+def test_sample_independent_of_batching(tiny_model, sampler):
+    kw = dict(size=(16, 16), p=4, sampler=sampler, steps=10, seed=1, progress=False)
     a = generate_abundances(tiny_model, n=3, batch_size=3, **kw)
     b = generate_abundances(tiny_model, n=1, batch_size=1, **kw)
     np.testing.assert_allclose(a.values[0], b.values[0], atol=1e-5)
+    # the stochastic samplers draw fresh noise at every step: not the deterministic path from the same start
+    c = generate_abundances(tiny_model, n=1, **{**kw, "sampler": "dpmpp"})
+    assert np.abs(c.values[0] - b.values[0]).max() > 1e-3
 
 
 def test_conditioning_and_guidance_change_output(tiny_model):
@@ -132,6 +136,8 @@ def test_dpmpp_clips_the_clean_prediction_like_ddpm(tiny_model):
     t = sched.timesteps[-1]
     out = sched.step(torch.zeros_like(x0), t, 5 * x0).prev_sample
     assert float(out.abs().max()) <= 1.0 + 1e-6
+    sde, _ = make_sampler(tiny_model, "dpmpp-sde", 4)
+    assert sde.config.algorithm_type == "sde-dpmsolver++" and sde.config.thresholding
     unclipped = dict(tiny_model.scheduler_config, clip_sample=False)
     sched2, _ = make_sampler(type(tiny_model)(**{**vars(tiny_model), "scheduler_config": unclipped}), "dpmpp", 4)
     assert not sched2.config.thresholding
