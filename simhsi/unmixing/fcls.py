@@ -260,24 +260,28 @@ class NfindrFcls(_GeometricFcls):
 
 @register
 class SisalFcls(_GeometricFcls):
-    """SISAL endmembers (Bioucas-Dias 2009; VCA start, HySUPP cb7d633 defaults τ = 1e-6, µ = 1) + FCLS.
+    """SISAL endmembers (Bioucas-Dias 2009; HySUPP cb7d633 defaults τ = 1e-6, µ = 1) + FCLS.
 
     SISAL's endmembers may lie outside the data (minimum-volume simplex); FCLS then gives the
     abundances of every pixel. ``max_pixels``: SISAL fits on a random sample of this many pixels.
+    ``n_init``: SISAL starts from the largest-volume simplex of ``n_init`` seeded VCA runs (HySUPP: one
+    VCA run; a single VCA start can miss an endmember and SISAL does not recover from it — Jasper Ridge,
+    seed 1: 28° SAD; see docs/benchmarks/unmixing.md).
     """
 
     name = "sisal-fcls"
 
     def __init__(self, n_endmembers: int = 3, *, seed: int = 0, tau: float = 1e-6, mu: float | None = 1.0,
-                 mm_iters: int = 40, max_pixels: int | None = 100_000) -> None:
+                 mm_iters: int = 40, n_init: int = 5, max_pixels: int | None = 100_000) -> None:
         super().__init__(n_endmembers, seed=seed)
         self.tau = tau
         self.mu = mu
         self.mm_iters = mm_iters
+        self.n_init = n_init
         self.max_pixels = max_pixels
 
     def _endmembers(self, Y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from simhsi.unmixing.geometric import sisal
 
         return sisal(Y, self.n_endmembers, rng=rng, tau=self.tau, mu=self.mu, mm_iters=self.mm_iters,
-                     max_pixels=self.max_pixels)
+                     n_init=self.n_init, max_pixels=self.max_pixels)

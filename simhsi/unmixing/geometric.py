@@ -286,6 +286,7 @@ def sisal(
     final_al_iters: int = 100,
     lam_quad: float = 1e-6,
     M0: np.ndarray | None = None,
+    n_init: int = 1,
     max_pixels: int | None = 100_000,
 ) -> np.ndarray:
     """Simplex Identification via Split Augmented Lagrangian (Bioucas-Dias, WHISPERS 2009).
@@ -300,13 +301,16 @@ def sisal(
     no spherization, VCA start. (An earlier HySUPP commit used τ = 10, µ = 1000·p/N: pass
     ``mu=None`` for µ = 1000·p/N.)
 
-    ``max_pixels``: fit on a random sample of at most this many pixels (None: all). Returns E (B × p).
+    ``M0``: starting endmembers (B × p); by default the largest-volume simplex (in the lifted data
+    subspace) of ``n_init`` VCA runs drawn from ``rng`` (HySUPP: one). ``max_pixels``: fit on a random
+    sample of at most this many pixels (None: all). Returns E (B × p).
     """
     Y = _check_y(Y, p, "sisal")
     for name, val, ok, exp in (
         ("tau", tau, np.isfinite(tau) and tau > 0, "a number > 0"),
         ("mm_iters", mm_iters, isinstance(mm_iters, int | np.integer) and mm_iters >= 1, "an int >= 1"),
         ("al_iters", al_iters, isinstance(al_iters, int | np.integer) and al_iters >= 2, "an int >= 2"),
+        ("n_init", n_init, isinstance(n_init, int | np.integer) and n_init >= 1, "an int >= 1"),
     ):
         check_param(name, val, bool(ok), exp, "sisal")
     rng = np.random.default_rng(0) if rng is None else rng
@@ -334,7 +338,12 @@ def sisal(
 
     Z0 = to_p(Ys)  # p × N; last row is constant (the affine set)
     if M0 is None:
-        M0 = vca(Ys, p, rng=rng, max_subspace_pixels=None)[0]
+        best = -np.inf
+        for _ in range(n_init):
+            Mi = vca(Ys, p, rng=rng, max_subspace_pixels=None)[0]
+            vol = abs(np.linalg.det(to_p(Mi)))
+            if vol > best:
+                best, M0 = vol, Mi
     M = to_p(np.asarray(M0, dtype=np.float64))
     if np.linalg.cond(M) > 1e12:
         raise DataError("sisal: the initial simplex is degenerate; the data may not span p endmembers")

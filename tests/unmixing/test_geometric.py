@@ -80,6 +80,21 @@ def test_sisal_default_is_hysupp_soft_regime(mixture):
     assert area(hard) == pytest.approx(area(E), rel=1e-3)
 
 
+def test_sisal_starts_from_the_largest_of_n_init_vca_simplices(mixture, monkeypatch):
+    import simhsi.unmixing.geometric as geo
+
+    cube, E, A = mixture(20, 20, 40, 3, seed=6)
+    Y = _Y(cube)
+    small = E @ np.array([[0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.2, 0.2, 0.6]])  # inside the true simplex
+    starts = iter([small, E, small])
+    monkeypatch.setattr(geo, "vca", lambda *a, **k: (next(starts), None))
+    got = sisal(Y, 3, rng=np.random.default_rng(0), n_init=3, mm_iters=3)
+    np.testing.assert_allclose(got, sisal(Y, 3, rng=np.random.default_rng(0), M0=E, mm_iters=3), atol=1e-10)
+    assert np.abs(got - sisal(Y, 3, rng=np.random.default_rng(0), M0=small, mm_iters=3)).max() > 1e-3
+    with pytest.raises(ParameterError, match="n_init"):
+        sisal(Y, 3, n_init=0)
+
+
 def test_vca_low_snr_branch_and_sampling(mixture):
     cube, E, _ = mixture(20, 20, 40, 3, seed=4)
     Y = _Y(cube)
