@@ -14,9 +14,9 @@ has the same finite-sample bias as the generated sets.
 Per p (``--p 3,4,5``):
 
 * DDPM ancestral with all T steps on ``--n-ddpm`` samples; the fast samplers (``--samplers``, default
-  DDIM-50, DPM-Solver++-20, SDE-DPM-Solver++-20 and DPM-Solver++-10) on ``--n`` samples. Sample ``i`` starts from the same noise in every
-  sampler (seeded by (seed, i)), so the first ``--n-ddpm`` samples of a fast sampler are the matched set
-  compared with DDPM.
+  DDIM-50, DPM-Solver++-20, SDE-DPM-Solver++-20 and DPM-Solver++-10) on ``--n`` samples. Sample ``i``
+  starts from the same noise in every sampler (seeded by (seed, i)), so the first ``--n-ddpm`` samples of
+  a fast sampler are the matched set compared with DDPM.
 * The Gaussian-random-field baseline (HIST-style, spheric kernel) with the range θ fitted on set A (the θ of
   a grid with the best rank sum of the distances), n samples.
 * Timing: every sampler runs with the same batch size (``--batch``) and thread count; seconds per sample =
@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p", default="3,4,5", help="comma-separated numbers of endmembers")
     ap.add_argument("--n", type=int, default=32, help="samples per fast sampler and p")
     ap.add_argument("--n-ddpm", type=int, default=8, help="DDPM-T samples per p (0: skip DDPM)")
-    ap.add_argument("--samplers", default="ddim:50,dpmpp:20,dpmpp-sde:20,dpmpp:10", help="fast samplers, name:steps")
+    ap.add_argument("--samplers", default="ddim:50,dpmpp:20,dpmpp-sde:20,dpmpp:10",
+                    help="fast samplers, name:steps")
     ap.add_argument("--batch", type=int, default=8, help="batch size of every sampler")
     ap.add_argument("--guidance", type=float, default=1.0)
     ap.add_argument("--method", default=None, help="condition on this method (default: any)")
