@@ -225,6 +225,30 @@ def print_vs_reference(acc: dict) -> None:
                       "| – | – |")
 
 
+def print_vs_measured_reference(acc: dict, ref_acc: dict, threads: object = "?") -> None:
+    """Markdown table: our seconds against HySUPP's timed on this machine by ``bench_hysupp.py``.
+
+    Speed-up = reference CPU s / our CPU s, both with the same thread count; the accuracy verdict is
+    against the reference anchors (``REFERENCE``: 3 seeds), the measured reference scores are shown beside.
+    """
+    print(f"\n### Against the reference implementations timed on this machine ({threads} thread(s) each)\n")
+    print("| method | dataset | ours SAD° / aRMSE | reference here: seeds, SAD° / aRMSE | accuracy vs anchor "
+          "| ours CPU s | reference CPU s | speed-up |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n in acc:
+        for m, r in acc[n].items():
+            ref = ref_acc.get(n, {}).get(m)
+            if ref is None:
+                continue
+            c = float(np.mean(r["cpu_s"])) if r.get("cpu_s") else float(np.mean(r["runtime_s"]))
+            rc = float(np.mean(ref["cpu_s"]))
+            anchor = REFERENCE.get(m, {}).get(n)
+            verdict = _verdict(r, anchor) if anchor else "–"
+            print(f"| {m} | {n} | {np.mean(r['sad']):.2f} / {np.mean(r['armse']):.2f} | {len(ref['sad'])}: "
+                  f"{np.mean(ref['sad']):.2f} / {np.mean(ref['armse']):.2f} | {verdict} | {c:.2f} | {rc:.1f} "
+                  f"| {rc / c:.1f}× |")
+
+
 def merge_results(paths: list[str]) -> dict:
     """Merge the ``accuracy`` parts of several ``--json`` files (later files win for the same method)."""
     acc: dict = {}
@@ -249,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="torch threads, also passed as num_threads to methods that take it")
     ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                     help="print the tables from earlier --json files and exit")
+    ap.add_argument("--reference-json", nargs="+", default=None, metavar="JSON",
+                    help="with --merge: HySUPP timed on this machine (bench_hysupp.py --json files)")
     ap.add_argument("--json", default=None, help="also save the raw numbers to this JSON file")
     ap.add_argument("--_scene-child", nargs=3, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -259,6 +285,12 @@ def main(argv: list[str] | None = None) -> None:
         acc = merge_results(a.merge)
         print_accuracy(acc)
         print_vs_reference(acc)
+        if a.reference_json:
+            threads = set()
+            for path in a.reference_json:
+                with open(path) as fh:
+                    threads.add(json.load(fh).get("threads", "?"))
+            print_vs_measured_reference(acc, merge_results(a.reference_json), "/".join(map(str, sorted(threads))))
         return
     if a.threads is not None:
         import torch

@@ -13,10 +13,10 @@ Architecture (as in the paper and HySUPP's port; written from the paper's descri
 * training data: random square patches of the (max-scaled) image; weights drawn from N(0, 0.3²).
 
 Our defaults differ from the paper's (320 epochs of 250 patches, lr 3e-3, d = 13) and HySUPP's (320 epochs,
-~25–32 patches, batch 15, lr 3e-4, d = 11) to run fast on a CPU: HySUPP's patch count and kernel, 60 epochs
-(5.3× fewer passes over the patches) in batches of 5 patches (2–2.3× fewer optimiser steps: 300 on Samson,
-420 on Jasper Ridge, vs 640 and 960) at lr 1e-2; see ``docs/unmixing_deep.md`` for the measured accuracy and
-runtime.
+~25–32 patches, batch 15, lr 3e-4, d = 11) to run fast on a CPU: HySUPP's patch count and kernel, 90 epochs
+(3.6× fewer passes over the patches) in batches of 5 patches (1.4–1.5× fewer optimiser steps: 450 on Samson,
+630 on Jasper Ridge, vs 640 and 960) at lr 1e-2; see ``docs/unmixing_deep.md`` for the measured accuracy and
+runtime (60 epochs, the default until session 6, left Samson's mean SAD at 3.62° with one seed at 5.8°).
 
 Geometry and masks: the network needs the image grid. Masked (nodata) pixels are filled with the spectrum of
 their nearest valid pixel before the convolutions (``scipy.ndimage.distance_transform_edt``), are left out
@@ -219,7 +219,7 @@ class CNNAEU(TorchUnmixer):
         self,
         n_endmembers: int = 3,
         *,
-        epochs: int = 60,
+        epochs: int = 90,
         n_patches: int | None = None,
         patch_size: int = 40,
         batch_size: int = 5,
