@@ -19,7 +19,7 @@ Implementation notes (documented deviations; the objective is the same):
 
 * the ``M`` runs are optimised together, batched (one matrix product serves all runs);
 * T = 300 outer iterations by default (HySUPP: 100): the batched runs are cheap enough to run longer,
-  and after 100 iterations the archetypes are not converged (Samson mean SAD 4.95° at 100, 4.42° at 300);
+  and after 100 iterations the archetypes are not converged (Samson mean SAD 4.95° at 100, 4.41° at 300);
 * the iterations work on the projection of the pixels onto their ``n_components`` leading (uncentred)
   singular directions (by default 32, or all bands when fewer): ‖Y − YBA‖² only depends on YᵀY, and the
   discarded directions hold the noise (0.01–0.02 % of the energy of Samson / Jasper Ridge beyond 20);
@@ -148,7 +148,7 @@ class EDAA(TorchUnmixer):
     ----------
     n_endmembers: number of endmembers p.
     n_runs: number of runs M (random starts and step factors) of the ensemble.
-    T: outer iterations (HySUPP: 100; 300 converge further: Samson SAD 4.95° → 4.42°, Jasper Ridge
+    T: outer iterations (HySUPP: 100; 300 converge further: Samson SAD 4.95° → 4.41°, Jasper Ridge
         6.07° → 5.86°, see docs/benchmarks/unmixing.md); K1, K2: entropic steps on A, then on B, per outer
         iteration.
     n_components: dimension of the pixel projection used by the iterations (None: all bands).
