@@ -204,19 +204,23 @@ def _verdict(r: dict, ref: tuple[float, float, float]) -> str:
     return "better SAD, worse aRMSE" if sad_ok else "better aRMSE, worse SAD"
 
 
+def _ours(r: dict) -> tuple[str, float, float]:
+    """``("SAD / aRMSE" means, mean wall s, mean CPU s (wall s when not recorded))`` of one method's runs."""
+    t = float(np.mean(r["runtime_s"]))
+    return f"{np.mean(r['sad']):.2f} / {np.mean(r['armse']):.2f}", t, float(np.mean(r["cpu_s"])) if r.get("cpu_s") else t
+
+
 def print_vs_reference(acc: dict) -> None:
     """Markdown table: our mean seconds / HySUPP's, and both accuracies, per method per dataset."""
-    print("\n### Against the reference implementations (HySUPP, idle 2-core machine)\n")
-    print("Speed-up = reference wall s / our CPU s (one thread): conservative, see the doc.\n")
+    print("\n### Against the reference anchors (HySUPP, docs/metrics.md: another day, 2 threads)\n")
+    print("Speed-up = anchor wall s / our CPU s (one thread).\n")
     print("| method | dataset | ours SAD° / aRMSE | reference SAD° / aRMSE | accuracy vs reference | ours wall s "
           "| ours CPU s | reference wall s | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n in acc:
         for m, r in acc[n].items():
             ref = REFERENCE.get(m, {}).get(n)
-            ours = f"{np.mean(r['sad']):.2f} / {np.mean(r['armse']):.2f}"
-            t = float(np.mean(r["runtime_s"]))
-            c = float(np.mean(r["cpu_s"])) if r.get("cpu_s") else t
+            ours, t, c = _ours(r)
             if ref is not None:
                 print(f"| {m} | {n} | {ours} | {ref[0]} / {ref[1]} | {_verdict(r, ref)} | {t:.2f} | {c:.2f} "
                       f"| {ref[2]} | {ref[2] / c:.1f}× |")
@@ -240,12 +244,11 @@ def print_vs_measured_reference(acc: dict, ref_acc: dict, threads: object = "?")
             ref = ref_acc.get(n, {}).get(m)
             if ref is None:
                 continue
-            c = float(np.mean(r["cpu_s"])) if r.get("cpu_s") else float(np.mean(r["runtime_s"]))
+            ours, _, c = _ours(r)
             rc = float(np.mean(ref["cpu_s"]))
             anchor = REFERENCE.get(m, {}).get(n)
             verdict = _verdict(r, anchor) if anchor else "–"
-            print(f"| {m} | {n} | {np.mean(r['sad']):.2f} / {np.mean(r['armse']):.2f} | {len(ref['sad'])}: "
-                  f"{np.mean(ref['sad']):.2f} / {np.mean(ref['armse']):.2f} | {verdict} | {c:.2f} | {rc:.1f} "
+            print(f"| {m} | {n} | {ours} | {len(ref['sad'])}: {_ours(ref)[0]} | {verdict} | {c:.2f} | {rc:.1f} "
                   f"| {rc / c:.1f}× |")
 
 
