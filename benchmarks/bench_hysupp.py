@@ -48,7 +48,12 @@ def load_reference_class(hysupp: str, method: str):
     importlib.import_module("src.model")
     sys.modules["src.model.blind"] = pkg
     module, cls = HYSUPP[method]
-    return getattr(importlib.import_module(f"src.model.blind.{module}"), cls)
+    try:
+        mod = importlib.import_module(f"src.model.blind.{module}")
+    except ImportError as exc:  # e.g. AA.py (EDAA) imports SPAMS, CNNAEU.py scikit-learn
+        raise SystemExit(f"{hysupp}: cannot import HySUPP's {module}.py ({exc}); install what it needs, "
+                         "or add the folder holding it with --extra-path") from exc
+    return getattr(mod, cls)
 
 
 def run_one(cls, method: str, name: str, seed: int) -> dict:

@@ -49,27 +49,39 @@ class PGMSU:
 '''
 
 
-def test_hysupp_harness_runs_a_checkout_without_its_package_init(tmp_path, monkeypatch):
-    blind = tmp_path / "hysupp" / "src" / "model" / "blind"
+@pytest.fixture
+def fake_hysupp(tmp_path, monkeypatch):
+    """A HySUPP-like checkout (its blind package __init__ fails to import); sys.path/modules restored."""
+    root = tmp_path / "hysupp"
+    blind = root / "src" / "model" / "blind"
     blind.mkdir(parents=True)
-    (tmp_path / "hysupp" / "src" / "__init__.py").write_text("")
-    (tmp_path / "hysupp" / "src" / "model" / "__init__.py").write_text("")
+    (root / "src" / "__init__.py").write_text("")
+    (root / "src" / "model" / "__init__.py").write_text("")
     (blind / "__init__.py").write_text(_FAKE_BLIND_INIT)
     (blind / "PGMSU.py").write_text(_FAKE_PGMSU)
+    (blind / "AA.py").write_text("import simhsi_no_such_module_spams\n")
     monkeypatch.setattr(sys, "path", list(sys.path))
     for k in [k for k in sys.modules if k == "src" or k.startswith("src.")]:
         monkeypatch.delitem(sys.modules, k)
+    yield root
+    for k in [k for k in sys.modules if k == "src" or k.startswith("src.")]:
+        del sys.modules[k]
+
+
+def test_hysupp_harness_runs_a_checkout_without_its_package_init(fake_hysupp, tmp_path):
     harness = _load("bench_hysupp")
     out = tmp_path / "ref.json"
-    try:
-        harness.main(["--hysupp", str(tmp_path / "hysupp"), "--methods", "pgmsu", "--datasets", "samson",
-                      "--seeds", "0", "1", "--json", str(out)])
-    finally:
-        for k in [k for k in sys.modules if k == "src" or k.startswith("src.")]:
-            del sys.modules[k]
+    harness.main(["--hysupp", str(fake_hysupp), "--methods", "pgmsu", "--datasets", "samson",
+                  "--seeds", "0", "1", "--json", str(out)])
     r = json.loads(out.read_text())["accuracy"]["samson"]["pgmsu"]
     assert r["seeds"] == [0, 1] and len(r["sad"]) == len(r["cpu_s"]) == 2
     assert all(s > 0 for s in r["sad"]) and all(a > 0 for a in r["armse"])
+
+
+def test_hysupp_harness_names_a_missing_dependency(fake_hysupp):
+    harness = _load("bench_hysupp")
+    with pytest.raises(SystemExit, match="cannot import HySUPP's AA.py.*simhsi_no_such_module_spams"):
+        harness.load_reference_class(str(fake_hysupp), "edaa")
 
 
 def test_hysupp_harness_rejects_a_folder_that_is_not_a_checkout(tmp_path):
