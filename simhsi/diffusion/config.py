@@ -38,6 +38,9 @@ class TrainConfig:
     channel_order_scope: str = "patch"
     augment: bool = True  # random flips / rot90 (the 8 dihedral transforms)
     min_valid_fraction: float = 1.0  # patches with a smaller fraction of finite pixels are dropped
+    # source substring -> int factor: patches of scenes whose source contains it are listed that many times
+    # per epoch (e.g. {"wdc_mall": 2}); the largest matching factor applies
+    oversample: dict[str, int] = field(default_factory=dict)
     scale_a: float = 2.0  # x = scale_a * A + scale_b: A in [0, 1] -> x in [-1, 1]
     scale_b: float = -1.0
     # --- network ----------------------------------------------------------------------------
@@ -116,6 +119,9 @@ class TrainConfig:
                     self.channel_order_scope in CHANNEL_ORDER_SCOPES, f"one of {CHANNEL_ORDER_SCOPES}", own)
         check_param("min_valid_fraction", self.min_valid_fraction, 0 < self.min_valid_fraction <= 1,
                     "in (0, 1]", own)
+        check_param("oversample", self.oversample, isinstance(self.oversample, dict) and all(
+            isinstance(k, str) and k and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            for k, v in self.oversample.items()), "a mapping of non-empty source substrings to ints >= 1", own)
         check_param("scale_a", self.scale_a, self.scale_a != 0, "non-zero", own)
         for c in self.block_out_channels:
             check_param("norm_num_groups", self.norm_num_groups, c % self.norm_num_groups == 0,

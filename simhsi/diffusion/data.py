@@ -215,7 +215,8 @@ def order_channels(a: np.ndarray) -> np.ndarray:
 class PatchDataset:
     """All training patches, as windows into the scenes (memory: the scenes only).
 
-    ``index`` rows are (scene, y0, x0). :meth:`batch` returns network-ready arrays.
+    ``index`` rows are (scene, y0, x0); a patch of an oversampled scene (``cfg.oversample``) is listed
+    :meth:`repeats` times. :meth:`batch` returns network-ready arrays.
     """
 
     scenes: list[Scene]
@@ -230,7 +231,7 @@ class PatchDataset:
             for y0 in _starts(valid.shape[0], size, stride):
                 for x0 in _starts(valid.shape[1], size, stride):
                     if valid[y0 : y0 + size, x0 : x0 + size].mean() >= self.cfg.min_valid_fraction:
-                        rows.append((si, y0, x0))
+                        rows.extend([(si, y0, x0)] * self.repeats(s))
         if not rows:
             raise DataError(f"no patch of {size} px with >= {self.cfg.min_valid_fraction:.0%} valid pixels in "
                             "the training data; lower --patch-size or min_valid_fraction")
@@ -240,6 +241,10 @@ class PatchDataset:
     def __len__(self) -> int:
         return len(self.index)
 
+    def repeats(self, scene: Scene) -> int:
+        """How many times each patch of ``scene`` is listed per epoch (``cfg.oversample``; default 1)."""
+        return max([f for key, f in self.cfg.oversample.items() if key in scene.source], default=1)
+
     @property
     def methods(self) -> list[str]:
         """Sorted training methods."""
@@ -248,12 +253,16 @@ class PatchDataset:
     def summary(self) -> dict[str, Any]:
         """Counts of patches per (method, p) and the sources (for the model's provenance)."""
         counts: dict[str, int] = {}
-        for si in self.index[:, 0]:
+        distinct = np.unique(self.index, axis=0)
+        for si in distinct[:, 0]:
             s = self.scenes[si]
             key = f"{s.method}|p={s.p}"
             counts[key] = counts.get(key, 0) + 1
-        return {"n_patches": len(self), "n_scenes": len(self.scenes), "patches_per_label": counts,
-                "sources": sorted({s.source.split("#")[0] for s in self.scenes})}
+        out = {"n_patches": len(distinct), "n_scenes": len(self.scenes), "patches_per_label": counts,
+               "sources": sorted({s.source.split("#")[0] for s in self.scenes})}
+        if len(distinct) != len(self):
+            out["n_listed_per_epoch"] = len(self)  # with cfg.oversample
+        return out
 
     def fingerprint(self) -> str:
         """SHA-1 of the scenes, labels and patch index (to check that a resume uses the same data)."""

@@ -140,3 +140,24 @@ def test_bundled_maps_are_usable():
         ("simhsi.data:samson", 3, 3), ("simhsi.data:jasper_ridge", 4, 4), ("simhsi.data:wdc_mall", 5, 6)}
     ds = PatchDataset(scenes, cfg)
     assert len(ds) > 50 and ds.methods == ["groundtruth"]
+
+
+def test_oversample_lists_the_matching_source_k_times():
+    scenes = [Scene(_dirichlet(3, 24, 24, seed=2), "groundtruth", "simhsi.data:wdc_mall"),
+              Scene(_dirichlet(3, 24, 24, seed=3), "vca", "run.nc#0")]
+    base = PatchDataset(scenes, tiny_config(p_values=[3]))
+    over = PatchDataset(scenes, tiny_config(p_values=[3], oversample={"wdc_mall": 3, "nothing": 5}))
+    n_wdc, n_other = int(np.sum(base.index[:, 0] == 0)), int(np.sum(base.index[:, 0] == 1))
+    assert n_wdc > 0 and n_other > 0
+    assert np.sum(over.index[:, 0] == 0) == 3 * n_wdc and np.sum(over.index[:, 0] == 1) == n_other
+    assert over.repeats(scenes[0]) == 3 and over.repeats(scenes[1]) == 1
+    # the provenance counts distinct windows; the listing per epoch is reported beside
+    assert over.summary()["patches_per_label"] == base.summary()["patches_per_label"]
+    assert over.summary()["n_listed_per_epoch"] == len(over) and "n_listed_per_epoch" not in base.summary()
+    assert over.fingerprint() != base.fingerprint()  # a resume with another oversampling is refused
+
+
+@pytest.mark.parametrize("bad", [{"wdc": 0}, {"": 2}, {"wdc": 1.5}, {"wdc": True}, ["wdc"]])
+def test_oversample_rejects_bad_factors(bad):
+    with pytest.raises(ParameterError, match="oversample"):
+        TrainConfig(oversample=bad)
