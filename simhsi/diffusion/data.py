@@ -228,10 +228,11 @@ class PatchDataset:
         rows = []
         for si, s in enumerate(self.scenes):
             valid = np.all(np.isfinite(s.abundances), axis=0)
+            k = self.repeats(s)
             for y0 in _starts(valid.shape[0], size, stride):
                 for x0 in _starts(valid.shape[1], size, stride):
                     if valid[y0 : y0 + size, x0 : x0 + size].mean() >= self.cfg.min_valid_fraction:
-                        rows.extend([(si, y0, x0)] * self.repeats(s))
+                        rows.extend([(si, y0, x0)] * k)
         if not rows:
             raise DataError(f"no patch of {size} px with >= {self.cfg.min_valid_fraction:.0%} valid pixels in "
                             "the training data; lower --patch-size or min_valid_fraction")
