@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", action="append", default=[], help="extra 'simhsi unmix' outputs (repeatable)")
     ap.add_argument("--no-bundled-unmixing", action="store_true", help="skip step 1 (use only --data + GT)")
     ap.add_argument("--paper", action="store_true", help="full paper configuration (GPU)")
+    ap.add_argument("--config", type=Path,
+                    help="YAML file of TrainConfig keys that override the small (or --paper) configuration")
     ap.add_argument("--steps", type=int, help="override the number of steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -74,11 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from simhsi.diffusion.config import paper_config, small_config
+    from simhsi.diffusion.config import TrainConfig, paper_config, small_config
     from simhsi.diffusion.data import load_scenes
     from simhsi.diffusion.train import train
 
-    cfg = (paper_config if args.paper else small_config)(seed=args.seed, steps=args.steps)
+    cfg = (paper_config if args.paper else small_config)()
+    if args.config:
+        cfg = TrainConfig.from_yaml(args.config, base=cfg)
+    cfg = cfg.replace(seed=args.seed, steps=args.steps)
+    cfg.validate()
     files = [Path(f) for f in args.data]
     if not args.no_bundled_unmixing:
         files += unmix_bundled(args.work, [m for m in args.methods.split(",") if m], cfg.p_values, seed=args.seed)

@@ -21,7 +21,8 @@ from simhsi.cli._options import overwrite_option, progress_enabled
 @click.option("--patch-size", type=int, help="Patch side in pixels (overrides the config).")
 @click.option("--lr", type=float, help="Adam learning rate (overrides the config).")
 @click.option("--seed", type=int, help="Random seed (overrides the config).")
-@click.option("--small", is_flag=True, help="Start from the small CPU config instead of the paper config.")
+@click.option("--small", is_flag=True, help="Start from the small CPU config instead of the paper config "
+              "(with --config, the YAML overrides the small config).")
 @click.option("--resume", is_flag=True, help="Continue the newest checkpoint in --out exactly.")
 @click.option("--device", type=str, help="cpu, cuda or cuda:N (default: CUDA when available).")
 @overwrite_option
@@ -39,7 +40,7 @@ def command(data, include_bundled, out, config, steps, batch_size, patch_size, l
 
     overrides = {"steps": steps, "batch_size": batch_size, "patch_size": patch_size, "lr": lr, "seed": seed}
     if config:
-        cfg = TrainConfig.from_yaml(config)
+        cfg = TrainConfig.from_yaml(config, base=small_config() if small else None)
     elif resume:
         cfg = read_checkpoint_config(out)
     else:

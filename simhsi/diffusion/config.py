@@ -157,8 +157,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, source: str | None = None) -> TrainConfig:
-        """Build from a dict; unknown keys are an error naming them."""
+    def from_dict(cls, d: dict[str, Any], *, source: str | None = None, base: TrainConfig | None = None
+                  ) -> TrainConfig:
+        """Build from a dict (keys not given come from ``base``, else the defaults); unknown keys are an error."""
         if not isinstance(d, dict):
             raise ParameterError(f"a training config must be a mapping; got {type(d).__name__}", path=source)
         names = {f.name for f in dataclasses.fields(cls)}
@@ -167,7 +168,7 @@ class TrainConfig:
             raise ParameterError(f"unknown training config key(s) {unknown}; known keys: {sorted(names)}",
                                  path=source)
         try:
-            return cls(**d)
+            return dataclasses.replace(base, **d) if base is not None else cls(**d)
         except TypeError as exc:
             raise ParameterError(f"bad training config: {exc}", path=source) from exc
 
@@ -182,8 +183,8 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Read a YAML file written by :meth:`to_yaml` (or by hand, any subset of keys)."""
+    def from_yaml(cls, path: str | os.PathLike[str], base: TrainConfig | None = None) -> TrainConfig:
+        """Read a YAML file written by :meth:`to_yaml` (or by hand, any subset of keys over ``base``)."""
         import yaml
 
         p = Path(path)
@@ -193,7 +194,7 @@ class TrainConfig:
             d = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ParameterError(f"not valid YAML ({exc.__class__.__name__}); fix the syntax", path=p) from exc
-        return cls.from_dict(d, source=str(p))
+        return cls.from_dict(d, source=str(p), base=base)
 
 
 def paper_config(**changes: Any) -> TrainConfig:

@@ -161,3 +161,25 @@ def test_oversample_lists_the_matching_source_k_times():
 def test_oversample_rejects_bad_factors(bad):
     with pytest.raises(ParameterError, match="oversample"):
         TrainConfig(oversample=bad)
+
+
+def test_yaml_overrides_a_base_config(tmp_path):
+    """A partial YAML overrides the given base (the small config) and leaves its other keys alone."""
+    from pathlib import Path
+
+    from simhsi.diffusion.config import small_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: 128\noversample: {wdc_mall: 2}\n")
+    small = small_config()
+    cfg = TrainConfig.from_yaml(f, base=small)
+    assert (cfg.batch_size, cfg.oversample) == (128, {"wdc_mall": 2})
+    assert cfg.block_out_channels == small.block_out_channels and cfg.patch_size == 32
+    assert TrainConfig.from_yaml(f).patch_size == TrainConfig().patch_size  # no base: the paper defaults
+    f.write_text("batch_sise: 4\n")
+    with pytest.raises(ParameterError, match="batch_sise"):
+        TrainConfig.from_yaml(f, base=small)
+    # the shipped GPU recipe is a valid override of the small config
+    gpu = TrainConfig.from_yaml(Path(__file__).parents[2] / "examples" / "default_model_gpu.yaml", base=small)
+    gpu.validate()
+    assert gpu.block_out_channels == small.block_out_channels
