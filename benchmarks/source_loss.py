@@ -29,7 +29,7 @@ def source_losses(model_dir: str, data: list[str], include_bundled: bool, timest
     from simhsi.diffusion.train import make_labels, masked_l1
 
     m = load_model(model_dir, device="cpu")
-    cfg = TrainConfig.from_yaml(f"{model_dir}/config.yaml")
+    cfg = TrainConfig.from_yaml(f"{model_dir}/config.yaml").replace(oversample={})  # every patch listed once
     ds = PatchDataset(load_scenes(data, cfg, include_bundled=include_bundled), cfg)
     groups: dict[tuple[str, str, int], list[int]] = {}
     for i, si in enumerate(ds.index[:, 0]):
