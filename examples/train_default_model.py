@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path,
                     help="YAML file of TrainConfig keys that override the small (or --paper) configuration")
     ap.add_argument("--steps", type=int, help="override the number of steps")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="seed of the unmixing and the training (default: the configuration's, 0)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--device", default=None)
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.validate()
     files = [Path(f) for f in args.data]
     if not args.no_bundled_unmixing:
-        files += unmix_bundled(args.work, [m for m in args.methods.split(",") if m], cfg.p_values, seed=args.seed)
+        files += unmix_bundled(args.work, [m for m in args.methods.split(",") if m], cfg.p_values, seed=cfg.seed)
     scenes = load_scenes(files, cfg, include_bundled=True)
     logging.info("%d scenes: %s", len(scenes), sorted({(s.method, s.p) for s in scenes}))
     try:
