@@ -3,7 +3,7 @@
 Which part of the training data does the model fit worst? For every (source scene, method, p) group of
 training patches, up to ``--n`` patches (seeded choice, no augmentation, true labels, no guidance
 dropout) are noised at each timestep of ``--timesteps`` with a fixed noise draw and scored with the
-training loss (L1 on ε over the valid channels, ``simhsi.diffusion.train.masked_l1``), EMA weights.
+training loss (L1 on ε over the valid channels, ``simhsi.diffusion.train.masked_loss``), EMA weights.
 Small timesteps measure the fine detail (edges), large ones the layout.
 
     .venv/bin/python benchmarks/source_loss.py --model simhsi/data/default_model \\
@@ -26,7 +26,7 @@ def source_losses(model_dir: str, data: list[str], include_bundled: bool, timest
     from simhsi.diffusion.config import TrainConfig
     from simhsi.diffusion.data import PatchDataset, load_scenes
     from simhsi.diffusion.model import load_model
-    from simhsi.diffusion.train import make_labels, masked_l1
+    from simhsi.diffusion.train import make_labels, masked_loss
 
     m = load_model(model_dir, device="cpu")
     cfg = TrainConfig.from_yaml(f"{model_dir}/config.yaml").replace(oversample={})  # every patch listed once
@@ -53,7 +53,7 @@ def source_losses(model_dir: str, data: list[str], include_bundled: bool, timest
             with torch.no_grad():
                 pred = m.unet(ab.sqrt() * x0_t + (1 - ab).sqrt() * noise, torch.full((len(sel),), t),
                               class_labels=labels).sample
-            row.append(float(masked_l1(pred, noise, ps_t)))
+            row.append(float(masked_loss(pred, noise, ps_t)))
         out[key] = (len(idx), row)
     return out
 

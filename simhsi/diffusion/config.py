@@ -20,6 +20,7 @@ from simhsi.errors import InputFileError, ParameterError, check_param
 CHANNEL_ORDERS = ("mean_desc",)
 CHANNEL_ORDER_SCOPES = ("patch", "scene")
 MIXED_PRECISIONS = ("auto", "no", "bf16")
+LOSSES = ("l1", "l2", "l2-adaptive")
 
 
 @dataclass
@@ -56,6 +57,9 @@ class TrainConfig:
     beta_end: float = 1e-2
     beta_schedule: str = "linear"
     prediction_type: str = "epsilon"
+    # on the predicted noise: "l1" (paper), "l2" (mean squared error), "l2-adaptive" (L2 divided by its running
+    # mean per band of timesteps: L1's balance over noise levels, L2's conditional-mean optimum)
+    loss: str = "l1"
     # --- optimisation -----------------------------------------------------------------------
     steps: int = 100_000
     batch_size: int = 16  # global batch (split over DDP ranks)
@@ -136,6 +140,7 @@ class TrainConfig:
         check_param("beta_schedule", self.beta_schedule, self.beta_schedule in ("linear", "scaled_linear",
                     "squaredcos_cap_v2"), "linear, scaled_linear or squaredcos_cap_v2", own)
         check_param("prediction_type", self.prediction_type, self.prediction_type == "epsilon", "'epsilon'", own)
+        check_param("loss", self.loss, self.loss in LOSSES, f"one of {LOSSES}", own)
         check_param("steps", self.steps, isinstance(self.steps, int) and self.steps >= 1, "an int >= 1", own)
         check_param("batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1,
                     "an int >= 1", own)

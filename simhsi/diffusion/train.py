@@ -160,14 +160,59 @@ def make_labels(
     return out
 
 
-def masked_l1(pred: Any, target: Any, ps: Any) -> Any:
-    """L1 over the valid channels (c < p of each patch): mean per patch, then over the batch."""
+def masked_loss(pred: Any, target: Any, ps: Any, kind: str = "l1", *, reduce: bool = True) -> Any:
+    """Mean absolute (``kind="l1"``) or squared (``"l2"``, ``"l2-adaptive"``) error over the valid channels
+    (c < p of each patch), per patch; their batch mean when ``reduce``."""
     import torch
 
     pm = pred.shape[1]
     mask = (torch.arange(pm, device=pred.device)[None, :] < ps[:, None]).to(pred.dtype)[:, :, None, None]
-    per = (torch.abs(pred - target) * mask).sum(dim=(1, 2, 3)) / (mask.sum(dim=(1, 2, 3)) * pred.shape[2] * pred.shape[3])
-    return per.mean()
+    err = torch.abs(pred - target) if kind == "l1" else torch.square(pred - target)
+    per = (err * mask).sum(dim=(1, 2, 3)) / (mask.sum(dim=(1, 2, 3)) * pred.shape[2] * pred.shape[3])
+    return per.mean() if reduce else per
+
+
+class TimestepNormaliser:
+    """Running mean of the per-patch loss in ``buckets`` equal bands of timesteps (``loss="l2-adaptive"``).
+
+    The training loss of a patch noised at timestep t is divided by the running mean of its band, so every
+    noise level weighs about the same in the gradient (as with L1, where the gradient magnitude does not
+    depend on the size of the error), while the optimum stays the conditional mean of the noise (L2): a
+    per-timestep weight does not move the minimiser. Band means are exponential moving averages over
+    steps (``decay`` per step the band is seen; first value taken as is), all-reduced across DDP ranks so
+    every rank uses the same weights, and saved in checkpoints (``state_dict``).
+    """
+
+    def __init__(self, num_train_timesteps: int, buckets: int = 20, decay: float = 0.99, device: Any = None) -> None:
+        import torch
+
+        self.T, self.buckets, self.decay = int(num_train_timesteps), int(buckets), float(decay)
+        self.mean = torch.zeros(self.buckets, dtype=torch.float64, device=device)
+        self.seen = torch.zeros(self.buckets, dtype=torch.bool, device=device)
+
+    def weights(self, t: Any, per_patch: Any, world: int = 1) -> Any:
+        """Update the band means with this batch's (detached) per-patch losses; return 1 / band mean per patch."""
+        import torch
+
+        b = (t.long() * self.buckets) // self.T
+        stats = torch.zeros(2, self.buckets, dtype=torch.float64, device=per_patch.device)
+        stats[0].scatter_add_(0, b, per_patch.detach().double())
+        stats[1].scatter_add_(0, b, torch.ones_like(b, dtype=torch.float64))
+        if world > 1:
+            torch.distributed.all_reduce(stats)
+        hit = stats[1] > 0
+        batch_mean = stats[0] / stats[1].clamp(min=1)
+        upd = torch.where(self.seen, self.decay * self.mean + (1 - self.decay) * batch_mean, batch_mean)
+        self.mean = torch.where(hit, upd, self.mean)
+        self.seen = self.seen | hit
+        return (1.0 / self.mean.clamp(min=1e-12))[b].to(per_patch.dtype)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.cpu(), "seen": self.seen.cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean = state["mean"].to(device=self.mean.device, dtype=self.mean.dtype)
+        self.seen = state["seen"].to(self.seen.device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +289,7 @@ def save_loss_png(losses: list[tuple[int, float]], path: Path) -> None:
     ax.plot(s, v, lw=0.5, alpha=0.4, label="loss")
     ax.plot(s[w - 1 :], smooth, lw=1.5, label=f"mean of {w}")
     ax.set_xlabel("step")
-    ax.set_ylabel("L1 noise loss")
+    ax.set_ylabel("noise loss")
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
@@ -325,8 +370,11 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
     ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=cfg.ema_warmup,
                    inv_gamma=cfg.ema_inv_gamma, power=cfg.ema_power, foreach=dev.type == "cuda")
     opt = torch.optim.Adam(unet.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
+    norm = TimestepNormaliser(cfg.num_train_timesteps, device=dev) if cfg.loss == "l2-adaptive" else None
     step, losses, wall_before = 0, [], 0.0
     if ckpt is not None:
+        if norm is not None:
+            norm.load_state_dict(ckpt["loss_normaliser"])
         unet.load_state_dict(ckpt["unet"])
         opt.load_state_dict(ckpt["optimizer"])
         ema.load_state_dict(ckpt["ema"])
@@ -373,6 +421,7 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
             "methods": data_methods,
             "data_fingerprint": ds.fingerprint(),
             "losses": losses,
+            **({"loss_normaliser": norm.state_dict()} if norm is not None else {}),
             "wall_time_s": elapsed,
             "rng": {"scheme": "derived from (seed, step, rank)", "python": random.getstate(),
                     "torch": torch.get_rng_state()},
@@ -422,7 +471,10 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
             noisy = ab.sqrt() * x0_t + (1 - ab).sqrt() * noise
             with amp():
                 pred = model(noisy, t, class_labels=labels).sample
-            loss = masked_l1(pred.float(), noise, ps_t)
+            per = masked_loss(pred.float(), noise, ps_t, cfg.loss, reduce=False)
+            loss = per.mean()  # what is logged: the plain L1 / L2
+            if norm is not None:
+                loss = (per * norm.weights(t, per, world)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -430,7 +482,7 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
             opt.step()
             ema.step(unet.parameters())
             step += 1
-            lv = loss.detach()
+            lv = per.detach().mean()
             if world > 1:
                 torch.distributed.all_reduce(lv)
                 lv = lv / world

@@ -121,7 +121,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
 
     from simhsi.diffusion.data import PatchDataset, Scene
     from simhsi.diffusion.model import build_scheduler, build_unet
-    from simhsi.diffusion.train import masked_l1
+    from simhsi.diffusion.train import masked_loss
 
     cfg = tiny_config(p_values=[3, 4], dropout=0.0)
     rng = np.random.default_rng(1)
@@ -139,7 +139,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     labels, ps_t = torch.zeros(4, dtype=torch.long), torch.from_numpy(ps)
     losses = []
     for _ in range(6):
-        loss = masked_l1(unet(xt, t, class_labels=labels).sample, noise, ps_t)
+        loss = masked_loss(unet(xt, t, class_labels=labels).sample, noise, ps_t)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -149,7 +149,41 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     pred = unet(xt, t, class_labels=labels).sample.detach()
     pred2 = pred.clone()
     pred2[:, 3] += 100.0
-    assert torch.equal(masked_l1(pred, noise, ps_t), masked_l1(pred2, noise, ps_t))
+    assert torch.equal(masked_loss(pred, noise, ps_t), masked_loss(pred2, noise, ps_t))
+
+
+def test_timestep_normaliser_weights_are_inverse_running_band_means():
+    import torch
+
+    from simhsi.diffusion.train import TimestepNormaliser
+
+    norm = TimestepNormaliser(100, buckets=4, decay=0.5)
+    t = torch.tensor([0, 10, 30, 60, 99])  # bands 0, 0, 1, 2, 3
+    w = norm.weights(t, torch.tensor([1.0, 3.0, 4.0, 8.0, 0.5]))
+    assert torch.allclose(w, torch.tensor([0.5, 0.5, 0.25, 0.125, 2.0]))  # first values taken as is
+    w = norm.weights(torch.tensor([5, 60]), torch.tensor([6.0, 2.0]))  # 0.5 * old + 0.5 * new; bands 1, 3 kept
+    assert torch.allclose(w, torch.tensor([1 / 4.0, 1 / 5.0]))
+    assert torch.allclose(norm.mean, torch.tensor([4.0, 4.0, 5.0, 0.5], dtype=torch.float64))
+
+
+def test_l2_adaptive_loss_trains_and_resumes_exactly(runs, tmp_path):
+    """loss="l2-adaptive": the band means are checkpointed, so an interrupted run resumes bit-identically."""
+    import torch
+
+    from simhsi.diffusion.data import load_scenes
+    from simhsi.diffusion.train import train
+
+    _, files, cfg, _ = runs
+    c = cfg.replace(loss="l2-adaptive", sample_every=0)
+    scenes = load_scenes(files, c)
+    train(c, scenes, tmp_path / "A", progress=False)
+    train(c.replace(steps=2), scenes, tmp_path / "B", progress=False)
+    r = train(c, scenes, tmp_path / "B", resume=True, progress=False)
+    a, b = _ckpt(tmp_path / "A", 4), _ckpt(tmp_path / "B", 4)
+    assert r.step == 4 and a["losses"] == b["losses"] and np.isfinite(r.final_loss)
+    assert all(torch.equal(a["unet"][k], b["unet"][k]) for k in a["unet"])
+    assert torch.equal(a["loss_normaliser"]["mean"], b["loss_normaliser"]["mean"])
+    assert int(a["loss_normaliser"]["seen"].sum()) >= 2
 
 
 def test_bad_inputs(runs, tmp_path):
