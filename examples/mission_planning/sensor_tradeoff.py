@@ -183,7 +183,7 @@ def make_scene_abundances(args: argparse.Namespace, p: int) -> tuple[Any, str]:
                 log.info("generating %dx%d abundances (p=%d) with the DDPM model %s", *size, p, model)
                 a = generate_abundances(model, n=1, size=size, p=p, seed=args.seed,
                                         progress=not args.quiet).isel(sample=0)
-                return a, f"ddpm model {model} (dpmpp sampler, seed {args.seed})"
+                return a, f"ddpm model {model} (default sampler, seed {args.seed})"
             except Exception as exc:
                 if args.generator == "ddpm":
                     raise

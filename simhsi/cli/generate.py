@@ -48,12 +48,13 @@ def write_abundance_quicklook(abund, path, *, max_samples: int = 8) -> None:
               "larger sizes give one seamless scene).")
 @click.option("--endmembers", "p", type=int, default=3, show_default=True, help="Number of endmembers p.")
 @click.option("--method", type=str, default=None, help="Unmixing method to condition on (default: any).")
-@click.option("--guidance", type=float, default=1.5, show_default=True, help="Classifier-free guidance scale.")
-@click.option("--sampler", type=click.Choice(["dpmpp", "dpmpp-sde", "ddim", "ddpm"]), default="dpmpp",
-              show_default=True, help="dpmpp: DPM-Solver++(2M); dpmpp-sde: its stochastic version; ddim; ddpm: "
-              "ancestral, all training steps.")
+@click.option("--guidance", type=float, default=1.0, show_default=True, help="Classifier-free guidance scale (1: purely "
+              "conditional; > 1 strengthens the condition at twice the cost).")
+@click.option("--sampler", type=click.Choice(["dpmpp-sde", "dpmpp", "ddim", "ddpm"]), default="dpmpp-sde",
+              show_default=True, help="dpmpp-sde: SDE-DPM-Solver++(2M), stochastic; dpmpp: DPM-Solver++(2M), the ODE "
+              "solver; ddim; ddpm: ancestral, all training steps.")
 @click.option("--steps", type=int, default=None,
-              help="Sampler steps (default: dpmpp and dpmpp-sde 20, ddim 50, ddpm all T).")
+              help="Sampler steps (default: dpmpp-sde 30, dpmpp 20, ddim 50, ddpm all T).")
 @click.option("--batch-size", type=int, default=4, show_default=True, help="Samples denoised together.")
 @click.option("--kernel", type=click.Choice(["spheric", "exponential", "gaussian", "rational", "matern"]),
               default="spheric", show_default=True, help="GRF covariance kernel (--generator grf).")

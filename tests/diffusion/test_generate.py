@@ -109,7 +109,7 @@ def test_cli_generate_ddpm_and_grf(tiny_model, tmp_path):
     ds = open_dataset(out)
     a = ds["abundances"].values
     assert a.shape == (2, 4, 16, 16) and np.abs(a.sum(axis=1) - 1).max() < 1e-5
-    assert ds.attrs["sampler"] == "dpmpp" and ds.attrs["steps"] == 3
+    assert ds.attrs["sampler"] == "dpmpp-sde" and ds.attrs["steps"] == 3
     assert (tmp_path / "a.png").stat().st_size > 1000
     # refuses to overwrite, exit 2, one line
     r = CliRunner().invoke(cli, ["generate-abundances", "--generator", "grf", "--out", str(out)])
@@ -138,6 +138,7 @@ def test_dpmpp_clips_the_clean_prediction_like_ddpm(tiny_model):
     assert float(out.abs().max()) <= 1.0 + 1e-6
     sde, _ = make_sampler(tiny_model, "dpmpp-sde", 4)
     assert sde.config.algorithm_type == "sde-dpmsolver++" and sde.config.thresholding
+    assert [make_sampler(tiny_model, s, None)[1] for s in ("dpmpp-sde", "dpmpp")] == [30, 20]  # default steps
     unclipped = dict(tiny_model.scheduler_config, clip_sample=False)
     sched2, _ = make_sampler(type(tiny_model)(**{**vars(tiny_model), "scheduler_config": unclipped}), "dpmpp", 4)
     assert not sched2.config.thresholding
