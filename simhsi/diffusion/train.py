@@ -471,10 +471,8 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
             noisy = ab.sqrt() * x0_t + (1 - ab).sqrt() * noise
             with amp():
                 pred = model(noisy, t, class_labels=labels).sample
-            per = masked_loss(pred.float(), noise, ps_t, cfg.loss, reduce=False)
-            loss = per.mean()  # what is logged: the plain L1 / L2
-            if norm is not None:
-                loss = (per * norm.weights(t, per, world)).mean()
+            per = masked_loss(pred.float(), noise, ps_t, cfg.loss, reduce=False)  # logged below: plain L1 / L2
+            loss = (per * norm.weights(t, per, world)).mean() if norm is not None else per.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:

@@ -229,13 +229,15 @@ def test_bf16_autocast_path_runs(runs, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_match_single_process(runs, tmp_path):
-    """torchrun with 2 gloo ranks gives the same weights as one process (same global batch, no dropout)."""
+@pytest.mark.parametrize("loss", ["l1", "l2-adaptive"])
+def test_ddp_two_cpu_processes_match_single_process(runs, tmp_path, loss):
+    """torchrun with 2 gloo ranks gives the same weights as one process (same global batch, no dropout); with
+    l2-adaptive the band means are all-reduced, so both ranks weight the loss as one process does."""
     import torch
     import yaml
 
     d, files, cfg, _ = runs
-    c = cfg.replace(dropout=0.0, steps=2, sample_every=0)
+    c = cfg.replace(dropout=0.0, steps=2, sample_every=0, loss=loss)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(c.to_dict()))
     base = [a for f in files for a in ("--data", str(f))] + ["--config", str(tmp_path / "c.yaml")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -250,3 +252,5 @@ def test_ddp_two_cpu_processes_match_single_process(runs, tmp_path):
     a, b = _ckpt(tmp_path / "ddp", 2), _ckpt(tmp_path / "one", 2)
     for k in a["unet"]:
         assert torch.allclose(a["unet"][k], b["unet"][k], atol=1e-5), k
+    if loss == "l2-adaptive":
+        assert torch.allclose(a["loss_normaliser"]["mean"], b["loss_normaliser"]["mean"], rtol=1e-5)
