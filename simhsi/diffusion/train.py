@@ -179,8 +179,9 @@ class TimestepNormaliser:
     noise level weighs about the same in the gradient (as with L1, where the gradient magnitude does not
     depend on the size of the error), while the optimum stays the conditional mean of the noise (L2): a
     per-timestep weight does not move the minimiser. Band means are exponential moving averages over
-    steps (``decay`` per step the band is seen; first value taken as is), all-reduced across DDP ranks so
-    every rank uses the same weights, and saved in checkpoints (``state_dict``).
+    steps (``decay`` per step the band is seen; first value taken as is; a band not seen yet has mean 0),
+    all-reduced across DDP ranks so every rank uses the same weights, and saved in checkpoints
+    (``state_dict``).
     """
 
     def __init__(self, num_train_timesteps: int, buckets: int = 20, decay: float = 0.99, device: Any = None) -> None:
@@ -188,7 +189,6 @@ class TimestepNormaliser:
 
         self.T, self.buckets, self.decay = int(num_train_timesteps), int(buckets), float(decay)
         self.mean = torch.zeros(self.buckets, dtype=torch.float64, device=device)
-        self.seen = torch.zeros(self.buckets, dtype=torch.bool, device=device)
 
     def weights(self, t: Any, per_patch: Any, world: int = 1) -> Any:
         """Update the band means with this batch's (detached) per-patch losses; return 1 / band mean per patch."""
@@ -202,17 +202,15 @@ class TimestepNormaliser:
             torch.distributed.all_reduce(stats)
         hit = stats[1] > 0
         batch_mean = stats[0] / stats[1].clamp(min=1)
-        upd = torch.where(self.seen, self.decay * self.mean + (1 - self.decay) * batch_mean, batch_mean)
+        upd = torch.where(self.mean > 0, self.decay * self.mean + (1 - self.decay) * batch_mean, batch_mean)
         self.mean = torch.where(hit, upd, self.mean)
-        self.seen = self.seen | hit
         return (1.0 / self.mean.clamp(min=1e-12))[b].to(per_patch.dtype)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.cpu(), "seen": self.seen.cpu()}
+        return {"mean": self.mean.cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean = state["mean"].to(device=self.mean.device, dtype=self.mean.dtype)
-        self.seen = state["seen"].to(self.seen.device)
 
 
 # ---------------------------------------------------------------------------------------------
