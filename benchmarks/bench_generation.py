@@ -239,6 +239,37 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(L) + "\n"
 
 
+def within_ddpm(fast: dict[str, float], ddpm: dict[str, float], fl: dict[str, float]) -> list[str]:
+    """Distances on which ``fast`` is "within 10 %" of ``ddpm``: at most 10 % or one floor std above it."""
+    from simhsi.metrics.realism import DISTANCES
+
+    return [d for d in DISTANCES if fast[d] <= 1.1 * ddpm[d] or fast[d] - ddpm[d] <= fl[f"{d}_std"]]
+
+
+def compare(sets: dict[str, dict[str, float]]) -> dict[str, Any] | None:
+    """The issue's realism checks on one p's sets: DDPM vs GRF, and each DPM-Solver++ set vs DDPM (matched n).
+
+    Returns None without a DDPM set; else ``{"n", "ddpm", "grf", "ddpm_beats_grf": [distances],
+    "within": {fast set: [distances]}, "rel": {fast set: {distance: relative difference}}}``.
+    """
+    from simhsi.metrics.realism import DISTANCES
+
+    dd = next((k for k in sets if k.startswith("ddpm")), None)
+    if dd is None:
+        return None
+    n_d = int(sets[dd]["n_synth"])
+    fl = sets[f"real A (floor), n={n_d}"]
+    g = next(k for k in sets if k.startswith("grf") and k.endswith(f"n={n_d}"))
+    out: dict[str, Any] = {"n": n_d, "ddpm": dd, "grf": g,
+                           "ddpm_beats_grf": [d for d in DISTANCES if sets[dd][d] < sets[g][d]],
+                           "within": {}, "rel": {}}
+    for k in sets:
+        if k.startswith("dpmpp") and k.endswith(f"n={n_d}"):
+            out["within"][k] = within_ddpm(sets[k], sets[dd], fl)
+            out["rel"][k] = {d: (sets[k][d] - sets[dd][d]) / max(sets[dd][d], 1e-12) for d in DISTANCES}
+    return out
+
+
 def targets(res: dict[str, Any]) -> list[str]:
     """Human-readable checks of the issue's targets (speed-up, realism within 10 %, DDPM vs GRF)."""
     from simhsi.metrics.realism import DISTANCES
@@ -246,32 +277,72 @@ def targets(res: dict[str, Any]) -> list[str]:
     out = []
     t = res["timing"]
     ddpm = next((k for k in t if k.startswith("ddpm")), None)
-    if ddpm is None:
-        return out
-    for k in t:
+    for k in t if ddpm else []:
         if k.startswith("dpmpp"):
             su = t[ddpm]["cpu_s_per_sample"] / t[k]["cpu_s_per_sample"]
             out.append(f"{k}: {su:.1f}× faster than {ddpm} (target ≥ 50×: {'met' if su >= 50 else 'MISSED'})")
     for p, r in res["realism"].items():
-        sets = r["sets"]
-        dd = next((k for k in sets if k.startswith("ddpm")), None)
-        if dd is None:
+        c = compare(r["sets"])
+        if c is None:
             continue
-        n_d = int(sets[dd]["n_synth"])
-        fl = sets[f"real A (floor), n={n_d}"]
-        for k in sets:
-            if k.startswith("dpmpp") and k.endswith(f"n={n_d}"):
-                rel = {d: (sets[k][d] - sets[dd][d]) / max(sets[dd][d], 1e-12) for d in DISTANCES}
-                # "within 10 %": no distance worse than DDPM's by more than 10 % or than one floor std
-                ok = [d for d in DISTANCES
-                      if sets[k][d] <= 1.1 * sets[dd][d] or sets[k][d] - sets[dd][d] <= fl[f"{d}_std"]]
-                out.append(f"p={p}: {k} vs {dd}: " + ", ".join(f"{d} {v:+.0%}" for d, v in rel.items())
-                           + f" — within 10 % (or one floor std) on {len(ok)}/{len(DISTANCES)} distances")
-        g = next(k for k in sets if k.startswith("grf") and k.endswith(f"n={n_d}"))
-        better = [d for d in DISTANCES if sets[dd][d] < sets[g][d]]
-        out.append(f"p={p}: {dd} closer to real than {g} on {len(better)}/{len(DISTANCES)} distances "
+        for k, ok in c["within"].items():
+            out.append(f"p={p}: {k} vs {c['ddpm']}: " + ", ".join(f"{d} {v:+.0%}" for d, v in c["rel"][k].items())
+                       + f" — within 10 % (or one floor std) on {len(ok)}/{len(DISTANCES)} distances")
+        better = c["ddpm_beats_grf"]
+        out.append(f"p={p}: {c['ddpm']} closer to real than {c['grf']} on {len(better)}/{len(DISTANCES)} distances "
                    f"({', '.join(better) or 'none'})")
     return out
+
+
+def tally(paths: list[str], md_path: str | None = None) -> str:
+    """Count the realism checks over many result files (several seeds and p): a Markdown table.
+
+    Per file and p: DDPM-vs-GRF wins and, per DPM-Solver++ set, the distances within DDPM; then totals and
+    each set's mean distance in units of the real-vs-real floor (distance / floor mean, averaged over the
+    five distances; 1 = as close to the reference half as the other real half is).
+    """
+    from simhsi.metrics.realism import DISTANCES
+
+    rows, totals, ratios = [], {}, {}
+    nd = len(DISTANCES)
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        for p, r in res["realism"].items():
+            c = compare(r["sets"])
+            if c is None:
+                continue
+            sets = r["sets"]
+            fl = sets[f"real A (floor), n={c['n']}"]
+            cells = []
+            t = totals.setdefault("DDPM beats GRF", [0, 0])
+            t[0] += len(c["ddpm_beats_grf"])
+            t[1] += nd
+            for k, ok in c["within"].items():
+                name = k.rsplit(",", 1)[0]
+                cells.append(f"{name} {len(ok)}/{nd}")
+                t = totals.setdefault(f"{name} within DDPM", [0, 0])
+                t[0] += len(ok)
+                t[1] += nd
+            for k, m in sets.items():
+                if k.startswith("real") or not k.endswith(f"n={c['n']}"):
+                    continue
+                name = "grf" if k.startswith("grf") else k.rsplit(",", 1)[0]
+                ratios.setdefault(name, {}).setdefault(p, []).append(
+                    float(np.mean([m[d] / max(fl[d], 1e-12) for d in DISTANCES])))
+            rows.append(f"| {Path(path).name} | {p} | {res.get('seed', '–')} | {c['n']} | "
+                        f"{len(c['ddpm_beats_grf'])}/{nd} | {', '.join(cells) or '–'} |")
+    ps = sorted({p for v in ratios.values() for p in v})
+    L = ["| file | p | seed | n | DDPM beats GRF | fast samplers within DDPM |", "|---|---|---|---|---|---|",
+         *rows, "", "| check | count |", "|---|---|",
+         *[f"| {k} | {a}/{b} |" for k, (a, b) in totals.items()], "",
+         "| set | " + " | ".join(f"p = {p}: distance / floor" for p in ps) + " |", "|---|" + "---|" * len(ps),
+         *[f"| {name} | " + " | ".join(f"{np.mean(v[p]):.2f}" if p in v else "–" for p in ps) + " |"
+           for name, v in ratios.items()]]
+    md = "\n".join(L) + "\n"
+    if md_path:
+        Path(md_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(md_path).write_text(md)
+    return md
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model directory (required unless --merge)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only combine earlier result files")
+    ap.add_argument("--tally", nargs="+", metavar="JSON", help="only count the realism checks over result files "
+                    "(several seeds / p) and write the table to --out")
+    ap.add_argument("--reuse-ddpm", metavar="JSON", help="take the DDPM-T realism sets (not its timing) from an earlier "
+                    "result file (same model step, p, seed, n-ddpm, guidance) instead of sampling them again")
     ap.add_argument("--p", default="3,4,5", help="comma-separated numbers of endmembers")
     ap.add_argument("--n", type=int, default=32, help="samples per fast sampler and p")
     ap.add_argument("--n-ddpm", type=int, default=8, help="DDPM-T samples per p (0: skip DDPM)")
@@ -304,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.merge:
         merge(args.merge, args.json, args.out)
+        return 0
+    if args.tally:
+        print(tally(args.tally, args.out))
         return 0
     if not args.model:
         ap.error("--model is required")
@@ -335,13 +413,17 @@ def main(argv: list[str] | None = None) -> int:
         "guidance": args.guidance, "method": args.method or "any", "seed": args.seed,
         "timing": {}, "realism": {},
     }
+    reuse = _load_reuse(args.reuse_ddpm, res, args.n_ddpm) if args.reuse_ddpm else None
+    if reuse is not None:
+        specs = [sp for sp in specs if sp[0] != "ddpm"]
+        res["ddpm_reused_from"] = args.reuse_ddpm
     timing: dict[str, dict[str, Any]] = {}
     for p in ps:
         set_a, ref_b, info = real_sets(args.model, p, args.data, False if args.no_bundled else None,
                                        args.real_stride, args.seed)
         nn_ba, nn_ab = nn_median(ref_b, set_a), nn_median(set_a, ref_b)
         sets: dict[str, dict[str, float]] = {}
-        sizes = sorted({n for _, _, n in specs} | {args.n})
+        sizes = sorted({n for _, _, n in specs} | {args.n} | ({args.n_ddpm} if reuse is not None else set()))
         for n in sizes:
             sets[f"real A (floor), n={n}"] = floor(set_a, ref_b, n, args.floor_repeats, args.seed)
         samples: dict[str, np.ndarray] = {}
@@ -362,6 +444,12 @@ def main(argv: list[str] | None = None) -> int:
                 np.save(Path(args.save_samples) / f"p{p}_{label}.npy", a.values)
             print(f"p={p} {label}: {dc / n:.3f} CPU s/sample, {dt / n:.3f} wall s/sample (n={n})",
                   file=sys.stderr, flush=True)
+        if reuse is not None:
+            old = reuse["realism"].get(str(p), {}).get("sets", {})
+            kept = {k: v for k, v in old.items() if k.startswith("ddpm") and k.endswith(f"n={args.n_ddpm}")}
+            if not kept:
+                raise SystemExit(f"--reuse-ddpm {args.reuse_ddpm}: no DDPM set with p={p}, n={args.n_ddpm}")
+            sets.update(kept)
         theta = fit_grf_theta(set_a, p, size, args.n, args.seed)
         samples["grf"] = gaussian_random_field_abundances(args.n, (size, size), p, theta=theta,
                                                           seed=args.seed).values.astype(np.float64)
@@ -380,6 +468,17 @@ def main(argv: list[str] | None = None) -> int:
     res["wall_s"] = time.perf_counter() - t_start
     _write(res, args.json, args.out)
     return 0
+
+
+def _load_reuse(path: str, res: dict[str, Any], n_ddpm: int) -> dict[str, Any]:
+    """An earlier result file whose DDPM sets this run may reuse: same model step, seed, guidance, method."""
+    old = json.loads(Path(path).read_text())
+    for key in ("model_step", "model_updated_utc", "seed", "guidance", "method"):
+        if old.get(key) != res[key]:
+            raise SystemExit(f"--reuse-ddpm {path}: {key} is {old.get(key)!r} there, {res[key]!r} here")
+    if n_ddpm < 1:
+        raise SystemExit("--reuse-ddpm needs --n-ddpm >= 1 (the n of the DDPM sets to take)")
+    return old
 
 
 def _per_sample(timing: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -103,3 +103,45 @@ def test_merge_pools_timings_and_checks_targets(bench, tmp_path):
     assert "closer to real than grf (spheric θ=8), n=2 on 5/5" in text
     md = (tmp_path / "m.md").read_text()
     assert "## Realism, p = 4" in md and "| ddpm-2000 | 2000 | 4 | 100.000 | 200.000 | 1.0× |" in md
+
+
+def _sets(ddpm, fast, grf, floor=1.0, floor_std=0.1, n=4):
+    def row(v):
+        return {"n_synth": n, **{d: v[i] if isinstance(v, list) else v for i, d in enumerate(DISTANCES)}}
+
+    return {f"real A (floor), n={n}": {**row(floor), **{f"{d}_std": floor_std for d in DISTANCES}},
+            f"ddpm-2000, n={n}": row(ddpm), f"grf (spheric θ=8), n={n}": row(grf), f"dpmpp-sde-30, n={n}": row(fast)}
+
+
+def test_compare_counts_wins_and_within(bench):
+    # DDPM beats GRF on all but the last distance; the fast sampler is within 10 % on the first two, within one
+    # floor std (0.1) on the third, and too far on the last two
+    c = bench.compare(_sets(ddpm=[1.0] * 5, fast=[1.05, 1.1, 1.09 + 0.1 - 0.09, 1.3, 1.5], grf=[2, 2, 2, 2, 0.5]))
+    assert c["ddpm_beats_grf"] == list(DISTANCES[:4])
+    assert c["within"]["dpmpp-sde-30, n=4"] == list(DISTANCES[:3])
+    assert c["rel"]["dpmpp-sde-30, n=4"][DISTANCES[3]] == pytest.approx(0.3)
+    assert bench.compare({"real A (floor), n=4": {}}) is None  # no DDPM set
+
+
+def test_tally_sums_over_files(bench, tmp_path):
+    files = []
+    for seed, grf in ((0, [2.0] * 5), (1, [2, 2, 2, 2, 0.5])):
+        f = tmp_path / f"s{seed}.json"
+        f.write_text(json.dumps({"seed": seed, "realism": {"4": {"sets": _sets([1.0] * 5, [1.0] * 5, grf)}}}))
+        files.append(str(f))
+    md = bench.tally(files, str(tmp_path / "t.md"))
+    assert "| DDPM beats GRF | 9/10 |" in md
+    assert "| dpmpp-sde-30 within DDPM | 10/10 |" in md
+    assert "| grf | 1.85 |" in md  # files: mean ratio 2.0 and (2 + 2 + 2 + 2 + 0.5) / 5 = 1.7; their mean
+    assert (tmp_path / "t.md").read_text() == md
+
+
+def test_reuse_ddpm_refuses_another_model_or_seed(bench, tmp_path):
+    here = {"model_step": 10, "model_updated_utc": "t", "seed": 0, "guidance": 1.0, "method": "any"}
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps({**here, "realism": {}}))
+    assert bench._load_reuse(str(f), here, 4)["seed"] == 0
+    with pytest.raises(SystemExit, match="seed"):
+        bench._load_reuse(str(f), {**here, "seed": 1}, 4)
+    with pytest.raises(SystemExit, match="model_step"):
+        bench._load_reuse(str(f), {**here, "model_step": 11}, 4)

@@ -35,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp", "dpmpp-sde")
 DEFAULT_STEPS = {"ddpm": None, "ddim": 50, "dpmpp": 20, "dpmpp-sde": 30}
+# Step placement and second-order update of both DPM-Solver++ samplers (diffusers options). Karras et al.'s
+# sigma spacing (rho = 7) puts more steps at low noise, where the fine texture of a map forms; with the Heun
+# form of the 2M update it brought dpmpp-sde-30 and dpmpp-20 closer to the real maps than uniform
+# ("trailing") steps at p = 3, 4, 5 (docs/benchmarks/generation.md, "Session 9").
+DPM_SOLVER_OPTIONS: dict[str, Any] = {"use_karras_sigmas": True, "solver_type": "heun"}
 
 
 def default_model_dir() -> str | None:
@@ -67,8 +72,9 @@ def make_sampler(model: LoadedModel, sampler: str, steps: int | None) -> tuple[A
 
     ``dpmpp`` is DPM-Solver++(2M), the deterministic (ODE) multistep solver; ``dpmpp-sde`` its stochastic
     version SDE-DPM-Solver++(2M) (Lu et al. 2022): same network evaluations per step, fresh noise at each
-    step (seeded per sample, like DDPM's). All of them clip the predicted clean sample to the network range
-    at every step when the model's schedule says so (``clip_sample``, true for models trained by simhsi).
+    step (seeded per sample, like DDPM's). Both use Karras sigma spacing and the Heun form of the update
+    (:data:`DPM_SOLVER_OPTIONS`). All of them clip the predicted clean sample to the network range at every
+    step when the model's schedule says so (``clip_sample``, true for models trained by simhsi).
     """
     from diffusers import DDIMScheduler, DDPMScheduler
 
@@ -88,8 +94,8 @@ def make_sampler(model: LoadedModel, sampler: str, steps: int | None) -> tuple[A
         clip = bool(cfg.pop("clip_sample", False))
         algorithm = "sde-dpmsolver++" if sampler == "dpmpp-sde" else "dpmsolver++"
         sched = _clipped_dpm_solver().from_config(
-            cfg, algorithm_type=algorithm, solver_order=2, timestep_spacing="trailing", final_sigmas_type="zero",
-            lower_order_final=True, thresholding=clip,
+            cfg, algorithm_type=algorithm, solver_order=2, final_sigmas_type="zero", lower_order_final=True,
+            thresholding=clip, **DPM_SOLVER_OPTIONS,
         )
         sched.clip_range = float(cfg.get("clip_sample_range", 1.0))
     sched.set_timesteps(int(steps))

@@ -138,6 +138,10 @@ def test_dpmpp_clips_the_clean_prediction_like_ddpm(tiny_model):
     assert float(out.abs().max()) <= 1.0 + 1e-6
     sde, _ = make_sampler(tiny_model, "dpmpp-sde", 4)
     assert sde.config.algorithm_type == "sde-dpmsolver++" and sde.config.thresholding
+    # Karras sigmas: the steps crowd at low noise (last gap far smaller than the first), Heun's 2M update
+    assert all(s.config.use_karras_sigmas and s.config.solver_type == "heun" for s in (sde, sched))
+    ts = sde.timesteps.numpy().astype(float)
+    assert ts[0] - ts[1] > 3 * (ts[-2] - ts[-1]) > 0
     assert [make_sampler(tiny_model, s, None)[1] for s in ("dpmpp-sde", "dpmpp")] == [30, 20]  # default steps
     unclipped = dict(tiny_model.scheduler_config, clip_sample=False)
     sched2, _ = make_sampler(type(tiny_model)(**{**vars(tiny_model), "scheduler_config": unclipped}), "dpmpp", 4)
