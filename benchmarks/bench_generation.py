@@ -110,9 +110,12 @@ def split_halves(
     return np.stack(a_set).astype(np.float64), np.stack(b_set).astype(np.float64)
 
 
-def real_sets(model_dir: str, p: int, data: list[str] | None, include_bundled: bool | None, stride: int,
-              seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Sets A and B of real patches with ``p`` endmembers from the model's training sources (or ``data``)."""
+def training_scenes(model_dir: str, p: int, data: list[str] | None = None,
+                    include_bundled: bool | None = None) -> tuple[list[Any], list[str], bool]:
+    """The real scenes with ``p`` endmembers among the model's training sources (or ``data``).
+
+    Returns ``(scenes, files, bundled)``; each scene has ``.source``, ``.method``, ``.p``, ``.abundances``.
+    """
     from simhsi.diffusion.config import TrainConfig
     from simhsi.diffusion.data import load_scenes
     from simhsi.diffusion.model import read_meta
@@ -130,9 +133,19 @@ def real_sets(model_dir: str, p: int, data: list[str] | None, include_bundled: b
     scenes = [s for s in load_scenes(files, cfg, include_bundled=bundled) if s.p == p]
     if not scenes:
         raise SystemExit(f"no real scene with p={p} in {files} (bundled: {bundled})")
+    return scenes, [str(f) for f in files], bool(bundled)
+
+
+def real_sets(model_dir: str, p: int, data: list[str] | None, include_bundled: bool | None, stride: int,
+              seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Sets A and B of real patches with ``p`` endmembers from the model's training sources (or ``data``)."""
+    from simhsi.diffusion.model import read_meta
+
+    scenes, files, bundled = training_scenes(model_dir, p, data, include_bundled)
+    size = int(read_meta(model_dir)["patch_size"])
     maps = [(_scene_name(s.source), s.abundances) for s in scenes]
     a, b = split_halves(maps, size, stride, seed)
-    info = {"files": [str(f) for f in files], "bundled": bool(bundled), "n_maps": len(maps),
+    info = {"files": files, "bundled": bundled, "n_maps": len(maps),
             "maps": sorted({f"{_scene_name(s.source)}:{s.method}" for s in scenes}),
             "n_A": len(a), "n_B": len(b)}
     return a, b, info
