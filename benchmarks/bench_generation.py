@@ -26,6 +26,9 @@ Per p (``--p 3,4,5``):
 
 Runs for different p can go in parallel processes (``--p 3``, ``--p 4``, ...) and be combined by
 ``--merge a.json b.json ...`` (timings are pooled, realism tables concatenated).
+``--tally a.json b.json ...`` counts the realism checks over many runs (seeds × p) and gives each set's mean
+distance in real-vs-real floor units; ``--reuse-ddpm old.json`` scores new fast samplers against the DDPM
+sets of an earlier run (same model, seed, guidance, method), e.g. made on a GPU.
 
 Writes a JSON file (everything) and a Markdown report. Example (the numbers of docs/benchmarks/generation.md)::
 
