@@ -146,3 +146,14 @@ def test_dpmpp_clips_the_clean_prediction_like_ddpm(tiny_model):
     unclipped = dict(tiny_model.scheduler_config, clip_sample=False)
     sched2, _ = make_sampler(type(tiny_model)(**{**vars(tiny_model), "scheduler_config": unclipped}), "dpmpp", 4)
     assert not sched2.config.thresholding
+
+
+def test_cli_choices_match_the_library():
+    """The CLI lists samplers and GRF kernels literally (``simhsi --help`` imports no numpy): keep them in step."""
+    from simhsi.cli.generate import command
+    from simhsi.diffusion.generate import DEFAULT_STEPS, SAMPLERS
+    from simhsi.diffusion.grf import KERNELS
+
+    opts = {o.name: o for o in command.params}
+    assert set(opts["sampler"].type.choices) == set(SAMPLERS) == set(DEFAULT_STEPS)
+    assert set(opts["kernel"].type.choices) == set(KERNELS)
