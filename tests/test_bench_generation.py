@@ -119,7 +119,10 @@ def test_compare_counts_wins_and_within(bench):
     c = bench.compare(_sets(ddpm=[1.0] * 5, fast=[1.05, 1.1, 1.09 + 0.1 - 0.09, 1.3, 1.5], grf=[2, 2, 2, 2, 0.5]))
     assert c["ddpm_beats_grf"] == list(DISTANCES[:4])
     assert c["within"]["dpmpp-sde-30, n=4"] == list(DISTANCES[:3])
+    assert c["at_floor"]["dpmpp-sde-30, n=4"] == []  # 1.3 and 1.5 are above the floor's 1.0 + 0.1
     assert c["rel"]["dpmpp-sde-30, n=4"][DISTANCES[3]] == pytest.approx(0.3)
+    c = bench.compare(_sets(ddpm=[0.5] * 5, fast=[0.5, 0.5, 0.5, 1.1, 1.2], grf=[2] * 5))
+    assert c["at_floor"]["dpmpp-sde-30, n=4"] == [DISTANCES[3]]  # DDPM below the floor, fast at floor + std
     assert bench.compare({"real A (floor), n=4": {}}) is None  # no DDPM set
 
 
@@ -132,6 +135,7 @@ def test_tally_sums_over_files(bench, tmp_path):
     md = bench.tally(files, str(tmp_path / "t.md"))
     assert "| DDPM beats GRF | 9/10 |" in md
     assert "| dpmpp-sde-30 within DDPM | 10/10 |" in md
+    assert "| dpmpp-sde-30 within DDPM or at the real floor | 10/10 |" in md
     assert "| grf | 1.85 |" in md  # files: mean ratio 2.0 and (2 + 2 + 2 + 2 + 0.5) / 5 = 1.7; their mean
     assert (tmp_path / "t.md").read_text() == md
 

@@ -9,6 +9,7 @@ beta schedule with T = 2000 from 1e-6 to 1e-2, epsilon prediction, L1 loss, Adam
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ CHANNEL_ORDERS = ("mean_desc",)
 CHANNEL_ORDER_SCOPES = ("patch", "scene")
 MIXED_PRECISIONS = ("auto", "no", "bf16")
 LOSSES = ("l1", "l2", "l2-adaptive")
+LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 @dataclass
@@ -64,6 +66,11 @@ class TrainConfig:
     steps: int = 100_000
     batch_size: int = 16  # global batch (split over DDP ranks)
     lr: float = 1e-4
+    # learning rate: ``lr`` until step ``lr_decay_start``, then "constant" keeps it, "cosine" / "linear" take it
+    # to ``lr_min`` at step ``steps`` (a warmup-stable-decay schedule: the decay can be added when resuming)
+    lr_schedule: str = "constant"
+    lr_decay_start: int = 0
+    lr_min: float = 0.0
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max global gradient L2 norm; 0 disables
@@ -145,6 +152,11 @@ class TrainConfig:
         check_param("batch_size", self.batch_size, isinstance(self.batch_size, int) and self.batch_size >= 1,
                     "an int >= 1", own)
         check_param("lr", self.lr, self.lr > 0, "> 0", own)
+        check_param("lr_schedule", self.lr_schedule, self.lr_schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}", own)
+        check_param("lr_decay_start", self.lr_decay_start, isinstance(self.lr_decay_start, int)
+                    and 0 <= self.lr_decay_start and (self.lr_schedule == "constant" or self.lr_decay_start < self.steps),
+                    "an int in [0, steps)", own)
+        check_param("lr_min", self.lr_min, 0 <= self.lr_min <= self.lr, "in [0, lr]", own)
         check_param("grad_clip", self.grad_clip, self.grad_clip >= 0, ">= 0 (0 disables)", own)
         check_param("ema_decay", self.ema_decay, 0 <= self.ema_decay < 1, "in [0, 1)", own)
         check_param("p_uncond", self.p_uncond, 0 <= self.p_uncond < 1, "in [0, 1)", own)
@@ -155,6 +167,14 @@ class TrainConfig:
         check_param("keep_checkpoints", self.keep_checkpoints, self.keep_checkpoints >= 1, "an int >= 1", own)
         check_param("sample_every", self.sample_every, self.sample_every >= 0, "an int >= 0 (0 disables)", own)
         check_param("sample_steps", self.sample_steps, self.sample_steps >= 1, "an int >= 1", own)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimisation step ``step`` (0-based: the update that makes step ``step + 1``)."""
+        if self.lr_schedule == "constant" or step < self.lr_decay_start:
+            return self.lr
+        frac = min(1.0, (step - self.lr_decay_start) / max(1, self.steps - 1 - self.lr_decay_start))
+        shape = 0.5 * (1.0 + math.cos(math.pi * frac)) if self.lr_schedule == "cosine" else 1.0 - frac
+        return self.lr_min + (self.lr - self.lr_min) * shape
 
     # --- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

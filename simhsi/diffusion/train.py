@@ -48,9 +48,11 @@ from simhsi.errors import InputFileError, OutputError, ParameterError
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
-#: Config fields that may change when resuming (they do not change the trajectory).
+#: Config fields that may change when resuming: bookkeeping, and the learning-rate schedule (continuing a
+#: constant-rate run with a decay phase is the "decay" of a warmup-stable-decay schedule; the steps before the
+#: checkpoint are unchanged, so an interrupted run resumed with the same config is still bit-identical).
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_steps", "n_preview",
-                     "save_fp16")
+                     "save_fp16", "lr_schedule", "lr_decay_start", "lr_min")
 
 
 @dataclass
@@ -472,6 +474,8 @@ def _loop(cfg, ds, out, unet, ckpt, dev, rank, world, progress, callback, data_m
             per = masked_loss(pred.float(), noise, ps_t, cfg.loss, reduce=False)  # logged below: plain L1 / L2
             loss = (per * norm.weights(t, per, world)).mean() if norm is not None else per.mean()
             opt.zero_grad(set_to_none=True)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr_at(step)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)

@@ -186,6 +186,54 @@ def test_l2_adaptive_loss_trains_and_resumes_exactly(runs, tmp_path):
     assert int((a["loss_normaliser"]["mean"] > 0).sum()) >= 2
 
 
+def test_lr_schedule_values_and_validation():
+    from simhsi.diffusion.config import small_config
+
+    c = small_config(lr=2e-4, lr_schedule="cosine", lr_decay_start=100, steps=201, lr_min=1e-5)
+    assert c.lr_at(0) == c.lr_at(99) == c.lr_at(100) == 2e-4
+    assert c.lr_at(150) == pytest.approx(1e-5 + (2e-4 - 1e-5) / 2)  # half way: cos(pi/2) = 0
+    assert c.lr_at(200) == c.lr_at(10_000) == pytest.approx(1e-5)  # the last update uses lr_min
+    lin = c.replace(lr_schedule="linear")
+    assert lin.lr_at(125) == pytest.approx(2e-4 - 0.25 * (2e-4 - 1e-5))
+    assert c.replace(lr_schedule="constant").lr_at(200) == 2e-4
+    assert small_config(lr_decay_start=10**9).lr_at(5) == 1e-4  # constant: the start is not checked
+    for bad in ({"lr_schedule": "step"}, {"lr_decay_start": 20_000, "lr_schedule": "cosine"},
+                {"lr_min": 1.0}, {"lr_decay_start": -1}):
+        with pytest.raises(ParameterError, match=f"'{next(iter(bad))}'"):
+            small_config(**bad)
+
+
+def test_lr_decay_added_on_resume_is_applied_and_resumes_exactly(runs, tmp_path):
+    """A constant-rate run continued with a decay phase (warmup-stable-decay): the schedule may change on
+    --resume, each update uses lr_at(its step), and an interrupted decay phase resumes bit-identically."""
+    import torch
+
+    from simhsi.diffusion.data import load_scenes
+    from simhsi.diffusion.train import train
+
+    _, files, cfg, _ = runs
+    c = cfg.replace(sample_every=0, keep_checkpoints=10)
+    scenes = load_scenes(files, c)
+    decay = c.replace(steps=6, lr_schedule="linear", lr_decay_start=2, lr_min=1e-5)
+    for run in ("A", "B"):
+        train(c.replace(steps=2), scenes, tmp_path / run, progress=False)
+    train(decay, scenes, tmp_path / "A", resume=True, progress=False)
+
+    def ctrl_c_at_4(step, loss):
+        if step == 4:
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(decay, scenes, tmp_path / "B", resume=True, progress=False, callback=ctrl_c_at_4)
+    train(decay, scenes, tmp_path / "B", resume=True, progress=False)
+    lr = {k: _ckpt(tmp_path / "A", k)["optimizer"]["param_groups"][0]["lr"] for k in (2, 3, 4, 6)}
+    assert lr[2] == lr[3] == c.lr  # updates 1-3 (0-based 0-2) at the constant rate
+    assert lr[4] == pytest.approx(c.lr - (c.lr - 1e-5) / 3) and lr[6] == pytest.approx(1e-5)
+    a, b = _ckpt(tmp_path / "A", 6), _ckpt(tmp_path / "B", 6)
+    assert a["losses"] == b["losses"] and all(torch.equal(a["unet"][k], b["unet"][k]) for k in a["unet"])
+    assert not all(torch.equal(a["unet"][k], _ckpt(tmp_path / "A", 4)["unet"][k]) for k in a["unet"])
+
+
 def test_bad_inputs(runs, tmp_path):
     from click.testing import CliRunner
 
