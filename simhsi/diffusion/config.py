@@ -67,7 +67,8 @@ class TrainConfig:
     batch_size: int = 16  # global batch (split over DDP ranks)
     lr: float = 1e-4
     # learning rate: ``lr`` until step ``lr_decay_start``, then "constant" keeps it, "cosine" / "linear" take it
-    # to ``lr_min`` at step ``steps`` (a warmup-stable-decay schedule: the decay can be added when resuming)
+    # to ``lr_min`` at step ``steps`` (the stable and decay phases of a warmup-stable-decay schedule: the decay
+    # can be added when resuming a constant-rate run)
     lr_schedule: str = "constant"
     lr_decay_start: int = 0
     lr_min: float = 0.0
