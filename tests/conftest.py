@@ -5,7 +5,11 @@ Tests never read ../shared: real data come from the package (simhsi.data) only.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -58,3 +62,19 @@ def make_mixture(
 def mixture():
     """Factory fixture: ``mixture(h=.., w=.., n_bands=.., p=.., snr_db=.., seed=..)``."""
     return make_mixture
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (not a package) as a module; the folder is on ``sys.path`` meanwhile,
+    for scripts that import a sibling (``import bench_generation``)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(BENCHMARKS))

@@ -1,24 +1,18 @@
 """Helpers of benchmarks/bench_generation.py: disjoint real halves, matched-n floor, merging of runs."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_benchmark
 
 from simhsi.metrics.realism import DISTANCES
 from simhsi.simplex import project_simplex
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generation.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_generation", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_generation")
 
 
 def _coded_map(h, w, scene_id):

@@ -1,24 +1,14 @@
 """Helpers of benchmarks/bench_unmixing.py and benchmarks/bench_hysupp.py (reference timing harness)."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
-
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import load_benchmark
 
 
 def test_measured_reference_table_divides_cpu_seconds_and_judges_against_the_anchor(capsys):
-    bench = _load("bench_unmixing")
+    bench = load_benchmark("bench_unmixing")
     acc = {"samson": {"pgmsu": {"sad": [5.0, 6.0], "armse": [7.0, 8.0], "runtime_s": [11.0, 13.0],
                                 "cpu_s": [10.0, 10.0]},
                       "vca-fcls": {"sad": [5.0], "armse": [9.0], "runtime_s": [0.1], "cpu_s": [0.1]}}}
@@ -69,7 +59,7 @@ def fake_hysupp(tmp_path, monkeypatch):
 
 
 def test_hysupp_harness_runs_a_checkout_without_its_package_init(fake_hysupp, tmp_path):
-    harness = _load("bench_hysupp")
+    harness = load_benchmark("bench_hysupp")
     out = tmp_path / "ref.json"
     harness.main(["--hysupp", str(fake_hysupp), "--methods", "pgmsu", "--datasets", "samson",
                   "--seeds", "0", "1", "--json", str(out)])
@@ -79,12 +69,12 @@ def test_hysupp_harness_runs_a_checkout_without_its_package_init(fake_hysupp, tm
 
 
 def test_hysupp_harness_names_a_missing_dependency(fake_hysupp):
-    harness = _load("bench_hysupp")
+    harness = load_benchmark("bench_hysupp")
     with pytest.raises(SystemExit, match="cannot import HySUPP's AA.py.*simhsi_no_such_module_spams"):
         harness.load_reference_class(str(fake_hysupp), "edaa")
 
 
 def test_hysupp_harness_rejects_a_folder_that_is_not_a_checkout(tmp_path):
-    harness = _load("bench_hysupp")
+    harness = load_benchmark("bench_hysupp")
     with pytest.raises(SystemExit, match="not a HySUPP checkout"):
         harness.load_reference_class(str(tmp_path), "pgmsu")

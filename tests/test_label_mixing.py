@@ -1,28 +1,13 @@
 """Helper of benchmarks/label_mixing.py: real patches per conditioning label."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-
-_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _module():
-    sys.path.insert(0, str(_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("label_mixing", _DIR / "label_mixing.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(_DIR))
+from conftest import load_benchmark
 
 
 def test_label_patches_groups_by_method_and_drops_nan():
-    lm = _module()
+    lm = load_benchmark("label_mixing")
     a = np.full((3, 16, 24), 1 / 3)
     b = a.copy()
     b[:, :8, :8] = np.nan  # the top-left 8 px patch of this map is dropped
